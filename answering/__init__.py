@@ -1,0 +1,1 @@
+"""Answering: the one pipeline every front end calls (retrieve, answer, verify citations)."""

@@ -1,0 +1,1 @@
+"""Prompt templates, kept as data files beside this module (read with importlib.resources)."""

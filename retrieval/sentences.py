@@ -1,0 +1,61 @@
+"""Split text into sentences, as character spans into the original text.
+
+Rule-based on purpose: spans must map back to the text exactly (citations are verbatim),
+and it must work on any language that ends sentences with . ! ? or line breaks.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends at . ! ? (or their CJK forms), possibly followed by closing quotes or
+# brackets, when whitespace follows; a line break always ends one (headlines, list items).
+_BOUNDARY = re.compile(r"""([.!?。！？]+["'”’)\]]*)(\s+)|(\n+)""")
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e", "cf",
+    "no", "fig", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+    "sep", "sept", "oct", "nov", "dec", "gen", "col", "lt", "sgt", "rev", "approx", "u.s",
+    "u.k", "a.m", "p.m", "ca", "al", "op", "vol", "pp", "ed",
+}
+_LAST_WORD = re.compile(r"(\S+)$")
+
+
+def _ends_with_abbreviation(text: str, end: int) -> bool:
+    """True when the period before ``end`` belongs to an abbreviation or an initial."""
+    match = _LAST_WORD.search(text, max(0, end - 20), end)
+    if not match:
+        return False
+    word = match.group(1).rstrip(".").lstrip("(\"'“‘").lower()
+    if word in _ABBREVIATIONS:
+        return True
+    return len(word) == 1 and word.isalpha()  # an initial: "J. R. R. Tolkien"
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans ``(s, e)`` within ``text[start:end]``, whitespace trimmed, none empty."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    cursor = start
+    for match in _BOUNDARY.finditer(text, start, end):
+        if match.group(3) is None:  # punctuation + whitespace
+            stop = match.end(1)
+            nxt = text[match.end() : match.end() + 1]
+            if text[match.start(1)] == "." and (
+                _ends_with_abbreviation(text, match.start(1) + 1) or (nxt and nxt.islower())
+            ):
+                continue
+        else:
+            stop = match.start(3)
+        _append_trimmed(text, cursor, stop, spans)
+        cursor = match.end()
+    _append_trimmed(text, cursor, end, spans)
+    return spans
+
+
+def _append_trimmed(text: str, s: int, e: int, spans: list[tuple[int, int]]) -> None:
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    if e > s:
+        spans.append((s, e))

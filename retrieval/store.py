@@ -1,0 +1,216 @@
+"""Chroma, embedded and persistent: one chunk collection and one sentence collection per corpus.
+
+Chunks carry the retrieval; sentences carry the fine-grained similarity that the ranking and
+the extractive answerer use. Both carry ``source``, ``doc_hash``, ``start`` and ``end``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qabot.errors import InputError, StoreError
+from qabot.types import Chunk
+from retrieval.embeddings import E5EmbeddingFunction
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_BATCH = 1000
+_GET_PAGE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceRecord:
+    id: str
+    source: str
+    start: int
+    end: int
+
+
+def validate_collection_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InputError(
+            f"Invalid collection name {name!r}: use 1-63 letters, digits, '-' or '_'."
+        )
+    return name
+
+
+def ensure_writable(directory: Path) -> None:
+    """Fail early, with a clear message, on a data directory that cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot write to the data directory {directory}: {exc.strerror or exc}."
+        ) from exc
+
+
+def open_client(data_dir: Path, chroma_url: str | None = None) -> Any:
+    """A Chroma client: embedded and persistent under ``data_dir``."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    ensure_writable(data_dir)
+    try:
+        return chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chroma_settings)
+    except Exception as exc:  # chromadb raises several types for a bad or locked directory
+        raise StoreError(f"Cannot open the store in {data_dir}: {exc}") from exc
+
+
+class Store:
+    """The chunk and sentence collections of one corpus."""
+
+    def __init__(self, client: Any, collection: str, embed_threads: int = 2) -> None:
+        self.name = validate_collection_name(collection)
+        self._client = client
+        ef = E5EmbeddingFunction(embed_threads)
+        meta = {"hnsw:space": "cosine"}
+        try:
+            self.chunks = client.get_or_create_collection(
+                f"qabot-{self.name}-chunks", embedding_function=ef, metadata=meta
+            )
+            self.sentences = client.get_or_create_collection(
+                f"qabot-{self.name}-sentences", embedding_function=ef, metadata=meta
+            )
+        except Exception as exc:
+            raise StoreError(f"Cannot open collection {self.name!r}: {exc}") from exc
+
+    # ---- reads -------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.chunks.count()
+
+    def source_state(self, source: str) -> tuple[list[str], list[dict], list[str], list[dict]]:
+        """Ids and metadata of the chunks and sentences stored for ``source``."""
+        c = self.chunks.get(where={"source": source}, include=["metadatas"])
+        s = self.sentences.get(where={"source": source}, include=["metadatas"])
+        return c["ids"], c["metadatas"], s["ids"], s["metadatas"]
+
+    def sources(self) -> dict[str, int]:
+        """Every stored document and its chunk count."""
+        counts: dict[str, int] = {}
+        for meta in self._iter_metadatas(self.chunks):
+            counts[meta["source"]] = counts.get(meta["source"], 0) + 1
+        return dict(sorted(counts.items()))
+
+    def all_chunks(self) -> list[Chunk]:
+        """Every chunk with its text (for the lexical index)."""
+        out: list[Chunk] = []
+        offset = 0
+        while True:
+            page = self.chunks.get(
+                include=["metadatas", "documents"], limit=_GET_PAGE, offset=offset
+            )
+            for cid, meta, text in zip(page["ids"], page["metadatas"], page["documents"], strict=True):
+                out.append(Chunk(cid, meta["source"], int(meta["start"]), int(meta["end"]), text))
+            if len(page["ids"]) < _GET_PAGE:
+                return out
+            offset += _GET_PAGE
+
+    def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+        """The ``n`` nearest chunks with their cosine similarity."""
+        n = min(n, self.chunks.count())
+        if n <= 0:
+            return []
+        res = self.chunks.query(
+            query_embeddings=[vector], n_results=n, include=["metadatas", "documents", "distances"]
+        )
+        return [
+            (Chunk(cid, m["source"], int(m["start"]), int(m["end"]), doc), 1.0 - float(d))
+            for cid, m, doc, d in zip(
+                res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0],
+                strict=True,
+            )
+        ]
+
+    def query_sentences(self, vector: np.ndarray, n: int) -> list[tuple[SentenceRecord, float]]:
+        n = min(n, self.sentences.count())
+        if n <= 0:
+            return []
+        res = self.sentences.query(
+            query_embeddings=[vector], n_results=n, include=["metadatas", "distances"]
+        )
+        return [
+            (SentenceRecord(sid, m["source"], int(m["start"]), int(m["end"])), 1.0 - float(d))
+            for sid, m, d in zip(res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True)
+        ]
+
+    def sentences_in(
+        self, source: str, start: int, end: int
+    ) -> tuple[list[SentenceRecord], np.ndarray]:
+        """Sentences of ``source`` that overlap ``[start, end)``, in order, with their vectors."""
+        res = self.sentences.get(
+            where={"$and": [{"source": source}, {"end": {"$gt": start}}, {"start": {"$lt": end}}]},
+            include=["metadatas", "embeddings"],
+        )
+        records = [
+            SentenceRecord(sid, m["source"], int(m["start"]), int(m["end"]))
+            for sid, m in zip(res["ids"], res["metadatas"], strict=True)
+        ]
+        vectors = np.asarray(res["embeddings"], dtype=np.float32).reshape(len(records), -1)
+        order = sorted(range(len(records)), key=lambda i: records[i].start)
+        return [records[i] for i in order], vectors[order] if len(order) else vectors
+
+    # ---- writes ------------------------------------------------------------------------
+    def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        metadatas: Sequence[dict],
+        documents: Sequence[str] | None = None,
+    ) -> None:
+        target = self.chunks if collection == "chunks" else self.sentences
+        for i in range(0, len(ids), _BATCH):
+            kwargs: dict[str, Any] = {
+                "ids": list(ids[i : i + _BATCH]),
+                "embeddings": vectors[i : i + _BATCH],
+                "metadatas": list(metadatas[i : i + _BATCH]),
+            }
+            if documents is not None:
+                kwargs["documents"] = list(documents[i : i + _BATCH])
+            target.upsert(**kwargs)
+
+    def delete(self, collection: str, ids: Iterable[str]) -> None:
+        target = self.chunks if collection == "chunks" else self.sentences
+        ids = list(ids)
+        for i in range(0, len(ids), _BATCH):
+            target.delete(ids=ids[i : i + _BATCH])
+
+    @staticmethod
+    def _iter_metadatas(collection: Any) -> Iterable[dict]:
+        offset = 0
+        while True:
+            page = collection.get(include=["metadatas"], limit=_GET_PAGE, offset=offset)
+            yield from page["metadatas"]
+            if len(page["ids"]) < _GET_PAGE:
+                return
+            offset += _GET_PAGE
+
+
+def revision_path(data_dir: Path, collection: str) -> Path:
+    return data_dir / f"{collection}.revision"
+
+
+def bump_revision(data_dir: Path, collection: str) -> None:
+    """Tell other processes (a running bot) that the corpus changed."""
+    path = revision_path(data_dir, collection)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(uuid.uuid4().hex)
+    os.replace(tmp, path)
+
+
+def read_revision(data_dir: Path, collection: str) -> str:
+    try:
+        return revision_path(data_dir, collection).read_text()
+    except OSError:
+        return ""
