@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from answering import backends
 from answering.citations import keep_verified
+from answering.generative import GenerativeAnswerer, generate
 from answering.offline import ABSTAIN_TEXT, BackgroundModel, OfflineAnswerer
-from qabot.errors import InputError
+from qabot.errors import BackendError, InputError
 from qabot.settings import Settings
 from qabot.types import Answer, IngestReport
 from retrieval import indexer
@@ -39,6 +41,9 @@ class Pipeline:
         self._store: Store | None = None
         self._corpus: Corpus | None = None
         self._background: BackgroundModel | None = None
+        # The answering backend (QABOT_LLM) is checked now: a missing key fails at start.
+        self._llm_spec, self._llm_model = backends.resolve(self.settings)
+        self._generative: GenerativeAnswerer | None = None
 
     # ---- parts ---------------------------------------------------------------------------
     @property
@@ -64,9 +69,10 @@ class Pipeline:
     # ---- documents -------------------------------------------------------------------------
     def ingest(self, paths: Sequence[Path], progress: indexer.Progress | None = None) -> IngestReport:
         with self._lock:
+            store = self.store  # opened first: a bad data directory fails before any work
             try:
                 return indexer.sync(
-                    self.store,
+                    store,
                     self.embedder,
                     paths,
                     chunk_tokens=self.settings.qabot_chunk_tokens,
@@ -97,29 +103,71 @@ class Pipeline:
         mode: Mode = "hybrid",
     ) -> Answer:
         """Answer ``question`` from the collection; ``history`` holds earlier questions."""
+        *_, answer = self._answer(question, k=k, history=history, mode=mode, stream=False)
+        assert isinstance(answer, Answer)
+        return answer
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        history: Sequence[str] = (),
+        mode: Mode = "hybrid",
+    ) -> Iterator[str | Answer]:
+        """:meth:`ask` as it is written: text deltas (``str``), then the final :class:`Answer`.
+
+        The deltas are provisional (raw model text, markers not yet checked): show them as
+        they come, then replace them with the final Answer's text, which is verified and may
+        differ (claims dropped, markers renumbered, or the offline answer with a notice).
+        The offline backend yields its whole answer as one delta.
+        """
+        yield from self._answer(question, k=k, history=history, mode=mode, stream=True)
+
+    def _answer(
+        self, question: str, *, k: int | None, history: Sequence[str], mode: Mode, stream: bool
+    ) -> Iterator[str | Answer]:
         t0 = time.perf_counter()
         text = clean_question(question, self.settings.qabot_max_question_chars)
         k = k or self.settings.qabot_top_k
         corpus = self.corpus()
+        model = self._model()
+        standalone = None
+        if model is not None and history and self.settings.qabot_llm_condense:
+            standalone = model.condense(text, history)
         # A follow-up ("and when was it launched?") is searched together with the question
         # before it, so that its pronouns find the same passages.
-        query = f"{history[-1]} {text}" if history else text
+        query = standalone or (f"{history[-1]} {text}" if history else text)
         query = query[: self.settings.qabot_max_question_chars]
         searcher = HybridSearcher(self.store, self.embedder, corpus)
         retrieval = searcher.search(query, k=k, mode=mode)
         t1 = time.perf_counter()
-        answerer = OfflineAnswerer(self.store, corpus, self._background_model())
-        answer_text, citations, abstained = answerer.answer(text, retrieval)
-        citations, dropped = keep_verified(citations, corpus.text)
-        if not abstained and not citations:
-            answer_text, abstained = ABSTAIN_TEXT, True
+        checked, notice, dropped = None, None, 0
+        if model is not None:
+            checked, notice, dropped = yield from generate(
+                model, standalone or text, retrieval.hits, corpus.text, stream
+            )
+        if checked is not None:
+            answer_text, citations, abstained = checked.text, checked.citations, checked.abstained
+            answer_text = ABSTAIN_TEXT if abstained else answer_text
+            backend = model.name if model is not None else "offline"
+        else:
+            answerer = OfflineAnswerer(self.store, corpus, self._background_model())
+            answer_text, citations, abstained = answerer.answer(standalone or text, retrieval)
+            citations, offline_dropped = keep_verified(citations, corpus.text)
+            dropped += offline_dropped
+            if not abstained and not citations:
+                answer_text, abstained = ABSTAIN_TEXT, True
+            backend = answerer.name
+            if stream:
+                yield answer_text
         t2 = time.perf_counter()
-        return Answer(
+        yield Answer(
             question=question,
             text=answer_text,
             citations=citations,
             abstained=abstained,
-            backend=answerer.name,
+            backend=backend,
             retrieved=retrieval.hits,
             timings_ms={
                 "retrieve": (t1 - t0) * 1000,
@@ -127,7 +175,25 @@ class Pipeline:
                 "total": (t2 - t0) * 1000,
             },
             dropped_citations=dropped,
+            notice=notice,
         )
+
+    def _model(self) -> GenerativeAnswerer | None:
+        """The generative answerer for QABOT_LLM, built on first use; None when offline."""
+        with self._lock:
+            if self._generative is None:
+                try:
+                    backend = self._llm_spec.build(self._llm_model, self.settings)
+                except BackendError:
+                    raise
+                except Exception as error:
+                    raise BackendError(
+                        f"QABOT_LLM={self.settings.qabot_llm} could not start: {error}"
+                    ) from error
+                if backend is None:
+                    return None
+                self._generative = GenerativeAnswerer(backend, self.settings)
+            return self._generative
 
     def _background_model(self) -> BackgroundModel:
         with self._lock:

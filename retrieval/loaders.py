@@ -95,12 +95,17 @@ def decode_text(data: bytes) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    # charset-normalizer's chaos score is the share of "mess" in the decoded text; above a
-    # fifth the decoding is a guess, and indexing a guess would put garbage in answers.
-    if best is None or best.chaos > 0.2:
-        raise LoadError("unknown text encoding")
-    return str(best)
+    matches = from_bytes(data)
+    # Short legacy text fits several code pages equally well; Windows-1252 is by far the most
+    # common (WHATWG maps Latin-1 to it), so it wins whenever it is a plausible reading.
+    best = next((m for m in matches if m.encoding == "cp1252" and m.chaos <= 0.2), None)
+    best = best or matches.best()
+    # chaos is the share of "mess" in the decoded text and coherence how well its letters
+    # match some language: a mess, or text in no language, means the decoding is a guess,
+    # and indexing a guess would put garbage into answers.
+    if best is not None and best.chaos <= 0.2 and best.coherence > 0:
+        return str(best)
+    raise LoadError("unknown text encoding")
 
 
 def normalise_text(text: str) -> str:

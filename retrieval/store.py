@@ -205,8 +205,11 @@ def bump_revision(data_dir: Path, collection: str) -> None:
     """Tell other processes (a running bot) that the corpus changed."""
     path = revision_path(data_dir, collection)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(uuid.uuid4().hex)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(uuid.uuid4().hex)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"Cannot write to the data directory {data_dir}: {exc.strerror}.") from exc
 
 
 def read_revision(data_dir: Path, collection: str) -> str:

@@ -1,0 +1,151 @@
+"""The backend protocol and the registry that maps ``QABOT_LLM`` to a backend.
+
+``QABOT_LLM`` is ``<prefix>`` or ``<prefix>:<model>``. Each prefix has a :class:`BackendSpec`:
+the built-ins are listed in :data:`BUILTINS`; a plugin adds one through the ``qabot.backends``
+entry-point group, whose entries point at a ``BackendSpec`` (or a function returning one)::
+
+    [project.entry-points."qabot.backends"]
+    mybackend = "my_package.qabot_backend:SPEC"
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+from qabot.errors import BackendError
+from qabot.settings import Settings
+
+ENTRY_POINT_GROUP = "qabot.backends"
+
+#: A chat message: ``("system" | "human" | "ai", text)``.
+Message = tuple[str, str]
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """A generative model. ``complete`` returns the whole reply, ``stream`` its text deltas."""
+
+    name: str
+    streams: bool
+
+    def complete(self, messages: Sequence[Message]) -> str: ...
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[str]: ...
+
+    def is_transient(self, error: BaseException) -> bool:
+        """True when retrying the same request may succeed (timeout, 429, 5xx...)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """What a backend family is, what it needs, and how to build it.
+
+    ``check`` raises :class:`BackendError` with a one-line message when the backend cannot
+    run with these settings (missing package, key or file). ``build`` returns the backend, or
+    ``None`` for the extractive offline answerer.
+    """
+
+    prefix: str
+    summary: str
+    example: str
+    build: Callable[[str, Settings], ChatBackend | None]
+    packages: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    extra: str = ""
+    check: Callable[[str, Settings], None] | None = None
+    module_names: tuple[str, ...] = field(default=())
+
+    def missing_packages(self) -> list[str]:
+        """The required distributions whose import module is absent."""
+        modules = self.module_names or tuple(p.replace("-", "_") for p in self.packages)
+        return [
+            pkg
+            for pkg, mod in zip(self.packages, modules, strict=True)
+            if importlib.util.find_spec(mod) is None
+        ]
+
+    def available(self) -> tuple[bool, str]:
+        """(installed?, why not) — configuration such as keys is checked by :meth:`validate`."""
+        missing = self.missing_packages()
+        if missing:
+            hint = (
+                f"pip install 'qabot[{self.extra}]'"
+                if self.extra
+                else "pip install " + " ".join(missing)
+            )
+            return False, f"needs {', '.join(missing)} ({hint})"
+        return True, ""
+
+    def validate(self, model: str, settings: Settings) -> None:
+        ok, why = self.available()
+        if not ok:
+            raise BackendError(f"QABOT_LLM={self.prefix}:{model} {why}.")
+        if self.check is not None:
+            self.check(model, settings)
+
+
+#: Built-in backends: prefix -> "module:attribute" of its spec, imported only when needed.
+BUILTINS: dict[str, str] = {
+    "offline": "answering.backends.offline:SPEC",
+    "openai": "answering.backends.openai:SPEC",
+    "anthropic": "answering.backends.anthropic:SPEC",
+    "ollama": "answering.backends.ollama:SPEC",
+    "llamacpp": "answering.backends.llamacpp:SPEC",
+}
+
+
+def _load(target: str) -> BackendSpec:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _plugin_specs() -> dict[str, BackendSpec]:
+    out: dict[str, BackendSpec] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            spec = obj() if callable(obj) and not isinstance(obj, BackendSpec) else obj
+        except Exception:  # noqa: BLE001 - a broken plugin must not break qabot
+            continue
+        if isinstance(spec, BackendSpec):
+            out.setdefault(spec.prefix, spec)
+    return out
+
+
+def specs() -> dict[str, BackendSpec]:
+    """Every known backend by prefix: built-ins first, then plugins (which cannot shadow them)."""
+    out = {prefix: _load(target) for prefix, target in BUILTINS.items()}
+    for prefix, spec in _plugin_specs().items():
+        out.setdefault(prefix, spec)
+    return out
+
+
+def parse(value: str) -> tuple[str, str]:
+    """``"openai:gpt-4o"`` -> ``("openai", "gpt-4o")``; ``"offline"`` -> ``("offline", "")``."""
+    prefix, _, model = (value or "offline").strip().partition(":")
+    return prefix.strip().lower(), model.strip()
+
+
+def resolve(settings: Settings) -> tuple[BackendSpec, str]:
+    """The spec and model named by ``settings.qabot_llm``, validated: raises BackendError."""
+    prefix, model = parse(settings.qabot_llm)
+    known = specs()
+    spec = known.get(prefix)
+    if spec is None:
+        raise BackendError(
+            f"Unknown QABOT_LLM backend {prefix!r}: use one of {', '.join(sorted(known))}."
+        )
+    spec.validate(model, settings)
+    return spec, model
+
+
+def create(settings: Settings) -> ChatBackend | None:
+    """The configured backend, or ``None`` for the offline extractive answerer."""
+    spec, model = resolve(settings)
+    return spec.build(model, settings)

@@ -1,0 +1,84 @@
+"""Which failures are worth retrying, and retrying them with exponential backoff."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+#: HTTP statuses that say "try again later" rather than "this request is wrong".
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    ConnectionError,
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    json.JSONDecodeError,
+)
+
+
+class MalformedReply(Exception):
+    """The model's reply could not be read (empty, cut off, not text)."""
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status an SDK error carries (openai, anthropic, ollama all use ``status_code``)."""
+    status = getattr(error, "status_code", None)
+    if status is None:
+        response = getattr(error, "response", None)
+        status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(error: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
+    """True for timeouts, refused connections, 429/5xx and malformed replies.
+
+    Follows ``__cause__``/``__context__`` because SDKs wrap the httpx error in their own.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (*_TRANSIENT_TYPES, MalformedReply, *extra)):
+            return True
+        status = status_of(current)
+        if status is not None:
+            return status in RETRY_STATUSES
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``retries`` further attempts after the first, waiting ``backoff * 2**i`` seconds."""
+
+    retries: int = 2
+    backoff: float = 1.0
+    max_delay: float = 20.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delays(self) -> Iterator[float]:
+        for i in range(self.retries):
+            yield min(self.backoff * (2**i), self.max_delay)
+
+    def call(self, fn: Callable[[], T], transient: Callable[[BaseException], bool]) -> T:
+        """``fn()``, retried while it raises a transient error; the last error propagates."""
+        delays = self.delays()
+        while True:
+            try:
+                return fn()
+            except Exception as error:
+                if not transient(error):
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                self.sleep(delay)

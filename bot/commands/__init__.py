@@ -1,0 +1,1 @@
+"""Extra ``qabot`` sub-commands: each module here defines ``register(app: typer.Typer)``."""
