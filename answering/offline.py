@@ -16,6 +16,7 @@ first lacks. When neither signal clears its bar the backend abstains.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -61,7 +62,12 @@ class Candidate:
         margin = self.similarity - background
         # Coverage and margin live on different scales; the margin is divided by the
         # "clearly related" bar so that both reach 1.0 at their own threshold.
-        return self.coverage + min(margin / MIN_MARGIN, 2.0) + 0.5 * self.context_coverage - 0.05 * (self.hit_rank - 1)
+        return (
+            self.coverage
+            + min(margin / MIN_MARGIN, 2.0)
+            + 0.5 * self.context_coverage
+            - 0.05 * (self.hit_rank - 1)
+        )
 
 
 @cache
@@ -88,10 +94,8 @@ class BackgroundModel:
             if self._vectors is None:
                 self._vectors = self._embedder.passages(list(sentences))
                 if self._cache:
-                    try:
+                    with contextlib.suppress(OSError):
                         np.save(self._cache, self._vectors)
-                    except OSError:
-                        pass
         return self._vectors
 
     def similarity(self, query_vector: np.ndarray) -> float:
@@ -126,7 +130,9 @@ class OfflineAnswerer:
         out: list[Candidate] = []
         seen: set[tuple[str, int]] = set()
         for hit in retrieval.hits:
-            records, vectors = self.store.sentences_in(hit.chunk.source, hit.chunk.start, hit.chunk.end)
+            records, vectors = self.store.sentences_in(
+                hit.chunk.source, hit.chunk.start, hit.chunk.end
+            )
             context_terms = set(terms(hit.chunk.text))
             ctx_cov = coverage(weights, context_terms)
             sims = vectors @ qvec if qvec is not None and len(records) else np.zeros(len(records))
@@ -140,8 +146,14 @@ class OfflineAnswerer:
                     continue
                 out.append(
                     Candidate(
-                        record.source, record.start, record.end, text, float(sim),
-                        coverage(weights, set(terms(text))), ctx_cov, hit.rank,
+                        record.source,
+                        record.start,
+                        record.end,
+                        text,
+                        float(sim),
+                        coverage(weights, set(terms(text))),
+                        ctx_cov,
+                        hit.rank,
                     )
                 )
         return out
@@ -176,13 +188,15 @@ class OfflineAnswerer:
             if new > 0.15 and cand.score(background) >= 0.75 * best.score(background):
                 chosen.append(cand)
                 covered |= set(terms(cand.text))
-        citations = [
-            Citation(n, c.source, c.start, c.end, c.text) for n, c in enumerate(chosen, 1)
-        ]
+        citations = [Citation(n, c.source, c.start, c.end, c.text) for n, c in enumerate(chosen, 1)]
         text = " ".join(f"{_clip(c.text)} [{n}]" for n, c in enumerate(chosen, 1))
         return text, citations, False
 
 
 def _clip(text: str) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= MAX_EXCERPT_CHARS else text[: MAX_EXCERPT_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return (
+        text
+        if len(text) <= MAX_EXCERPT_CHARS
+        else text[: MAX_EXCERPT_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    )

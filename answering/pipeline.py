@@ -55,7 +55,9 @@ class Pipeline:
         with self._lock:
             if self._store is None:
                 self._client = open_client(self.settings.data_dir)
-                self._store = Store(self._client, self.collection, self.settings.qabot_embed_threads)
+                self._store = Store(
+                    self._client, self.collection, self.settings.qabot_embed_threads
+                )
             return self._store
 
     def corpus(self) -> Corpus:
@@ -67,7 +69,9 @@ class Pipeline:
             return self._corpus
 
     # ---- documents -------------------------------------------------------------------------
-    def ingest(self, paths: Sequence[Path], progress: indexer.Progress | None = None) -> IngestReport:
+    def ingest(
+        self, paths: Sequence[Path], progress: indexer.Progress | None = None
+    ) -> IngestReport:
         with self._lock:
             store = self.store  # opened first: a bad data directory fails before any work
             try:

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", ",").split(",") if part]
         return value
+
     # ---- end Discord
 
     @property

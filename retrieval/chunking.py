@@ -68,7 +68,9 @@ def units(text: str, chunk_tokens: int) -> list[tuple[int, int]]:
     return spans
 
 
-def chunk_spans(text: str, chunk_tokens: int = 180, overlap_tokens: int = 30) -> list[tuple[int, int]]:
+def chunk_spans(
+    text: str, chunk_tokens: int = 180, overlap_tokens: int = 30
+) -> list[tuple[int, int]]:
     """Character spans of the chunks of ``text``."""
     if not text:
         return []
@@ -83,7 +85,9 @@ def chunk_spans(text: str, chunk_tokens: int = 180, overlap_tokens: int = 30) ->
             total += tokens[j]
             j += 1
             # End at a paragraph break once the chunk is half full: paragraphs are topics.
-            if total >= chunk_tokens // 2 and text[parts[j - 1][0] : parts[j - 1][1]].endswith("\n\n"):
+            if total >= chunk_tokens // 2 and text[parts[j - 1][0] : parts[j - 1][1]].endswith(
+                "\n\n"
+            ):
                 break
         spans.append((parts[i][0], parts[j - 1][1]))
         if j >= len(parts):

@@ -155,7 +155,9 @@ def merge_overlapping(ranked: list[tuple[Chunk, float]], corpus: Corpus) -> list
     for rank, (src, s, e, score) in enumerate(merged, 1):
         text = corpus.text(src, s, e) or ""
         ids = [c.id for c in corpus.chunks_overlapping(src, s, e)]
-        hits.append(Hit(Chunk(ids[0] if len(ids) == 1 else "+".join(ids), src, s, e, text), score, rank))
+        hits.append(
+            Hit(Chunk(ids[0] if len(ids) == 1 else "+".join(ids), src, s, e, text), score, rank)
+        )
     return hits
 
 

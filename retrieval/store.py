@@ -35,9 +35,7 @@ class SentenceRecord:
 
 def validate_collection_name(name: str) -> str:
     if not _NAME.match(name):
-        raise InputError(
-            f"Invalid collection name {name!r}: use 1-63 letters, digits, '-' or '_'."
-        )
+        raise InputError(f"Invalid collection name {name!r}: use 1-63 letters, digits, '-' or '_'.")
     return name
 
 
@@ -110,7 +108,9 @@ class Store:
             page = self.chunks.get(
                 include=["metadatas", "documents"], limit=_GET_PAGE, offset=offset
             )
-            for cid, meta, text in zip(page["ids"], page["metadatas"], page["documents"], strict=True):
+            for cid, meta, text in zip(
+                page["ids"], page["metadatas"], page["documents"], strict=True
+            ):
                 out.append(Chunk(cid, meta["source"], int(meta["start"]), int(meta["end"]), text))
             if len(page["ids"]) < _GET_PAGE:
                 return out
@@ -127,7 +127,10 @@ class Store:
         return [
             (Chunk(cid, m["source"], int(m["start"]), int(m["end"]), doc), 1.0 - float(d))
             for cid, m, doc, d in zip(
-                res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0],
+                res["ids"][0],
+                res["metadatas"][0],
+                res["documents"][0],
+                res["distances"][0],
                 strict=True,
             )
         ]
@@ -141,7 +144,9 @@ class Store:
         )
         return [
             (SentenceRecord(sid, m["source"], int(m["start"]), int(m["end"])), 1.0 - float(d))
-            for sid, m, d in zip(res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True)
+            for sid, m, d in zip(
+                res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True
+            )
         ]
 
     def sentences_in(

@@ -24,7 +24,10 @@ _BLOB_URLS = {
 
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    for candidate in (Path(base) / "qabot" / "tiktoken", Path(tempfile.gettempdir()) / "qabot-tiktoken"):
+    for candidate in (
+        Path(base) / "qabot" / "tiktoken",
+        Path(tempfile.gettempdir()) / "qabot-tiktoken",
+    ):
         try:
             candidate.mkdir(parents=True, exist_ok=True)
             return candidate

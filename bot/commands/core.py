@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from qabot.types import Answer, IngestReport
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 CollectionOpt = Annotated[
     str | None, typer.Option("--collection", "-c", help="Collection (corpus) to use.")
@@ -90,13 +90,18 @@ def print_answer(answer: Answer) -> None:
     if answer.abstained:
         if answer.retrieved:
             closest = dict.fromkeys(h.chunk.source for h in answer.retrieved[:3])
-            console.print("Closest sources (not an answer): " + ", ".join(closest), style="dim",
-                          highlight=False, markup=False)
+            console.print(
+                "Closest sources (not an answer): " + ", ".join(closest),
+                style="dim",
+                highlight=False,
+                markup=False,
+            )
         return
     console.print()
     for c in answer.citations:
-        console.print(f"[bold][{c.n}][/] [cyan]{c.source}[/] [dim]chars {c.start}-{c.end}[/]",
-                      highlight=False)
+        console.print(
+            f"[bold][{c.n}][/] [cyan]{c.source}[/] [dim]chars {c.start}-{c.end}[/]", highlight=False
+        )
         console.print(f"    “{' '.join(c.excerpt.split())}”", highlight=False, markup=False)
 
 
@@ -117,7 +122,9 @@ def register(app: typer.Typer) -> None:
         question: Annotated[str, typer.Argument(help="The question to answer.")],
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         collection: CollectionOpt = None,
-        k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")] = None,
+        k: Annotated[
+            int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")
+        ] = None,
     ) -> None:
         """Answer QUESTION from the documents, with verified citations."""
         with user_errors():
