@@ -11,56 +11,11 @@ import re
 # A sentence ends at . ! ? (or their CJK forms), possibly followed by closing quotes or
 # brackets, when whitespace follows; a line break always ends one (headlines, list items).
 _BOUNDARY = re.compile(r"""([.!?。！？]+["'”’)\]]*)(\s+)|(\n+)""")
-_ABBREVIATIONS = {
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "prof",
-    "sr",
-    "jr",
-    "st",
-    "mt",
-    "vs",
-    "etc",
-    "e.g",
-    "i.e",
-    "cf",
-    "no",
-    "fig",
-    "inc",
-    "ltd",
-    "co",
-    "corp",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "gen",
-    "col",
-    "lt",
-    "sgt",
-    "rev",
-    "approx",
-    "u.s",
-    "u.k",
-    "a.m",
-    "p.m",
-    "ca",
-    "al",
-    "op",
-    "vol",
-    "pp",
-    "ed",
-}
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf no fig inc ltd co corp jan feb mar apr "
+    "jun jul aug sep sept oct nov dec gen col lt sgt rev approx u.s u.k a.m p.m ca al op vol "
+    "pp ed".split()
+)
 _LAST_WORD = re.compile(r"(\S+)$")
 
 
