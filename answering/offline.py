@@ -136,14 +136,21 @@ class OfflineAnswerer:
             context_terms = set(terms(hit.chunk.text))
             ctx_cov = coverage(weights, context_terms)
             sims = vectors @ qvec if qvec is not None and len(records) else np.zeros(len(records))
+            previous: set[str] = set()
             for record, sim in zip(records, sims, strict=True):
+                text = self.corpus.text(record.source, record.start, record.end)
+                if not text:
+                    continue
+                own = set(terms(text))
+                own_cov = coverage(weights, own)
+                # Pronouns point back ("She described ..."): what only the previous sentence
+                # says counts at half weight.
+                carried = coverage(weights, own | previous) - own_cov
+                previous = own
                 key = (record.source, record.start)
                 if key in seen:
                     continue
                 seen.add(key)
-                text = self.corpus.text(record.source, record.start, record.end)
-                if not text:
-                    continue
                 out.append(
                     Candidate(
                         record.source,
@@ -151,7 +158,7 @@ class OfflineAnswerer:
                         record.end,
                         text,
                         float(sim),
-                        coverage(weights, set(terms(text))),
+                        own_cov + 0.5 * carried,
                         ctx_cov,
                         hit.rank,
                     )
@@ -184,8 +191,14 @@ class OfflineAnswerer:
             if len(chosen) >= MAX_SENTENCES:
                 break
             new = coverage(weights, covered | set(terms(cand.text))) - coverage(weights, covered)
-            # A second sentence must add question content and be nearly as relevant.
-            if new > 0.15 and cand.score(background) >= 0.75 * best.score(background):
+            # A second sentence must itself cover most of the question (closeness alone only
+            # says "same topic"), add question content the first lacks, and be nearly as
+            # relevant: otherwise it is noise next to the answer.
+            if (
+                cand.coverage >= MIN_COVERAGE
+                and new > 0.15
+                and cand.score(background) >= 0.75 * best.score(background)
+            ):
                 chosen.append(cand)
                 covered |= set(terms(cand.text))
         citations = [Citation(n, c.source, c.start, c.end, c.text) for n, c in enumerate(chosen, 1)]
