@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     qabot_llm_condense: bool = Field(True, description="Rewrite follow-ups as standalone.")
     # ---- end LLM backends
     qabot_embed_threads: int = Field(2, ge=1, le=64)
+    qabot_chroma_url: str | None = Field(
+        None, description="A Chroma server (http://host:port) instead of the embedded store."
+    )
 
     discord_token: SecretStr | None = Field(None, description="Discord bot token (never logged).")
     # ---- Discord

@@ -6,13 +6,15 @@ the extractive answerer use. Both carry ``source``, ``doc_hash``, ``start`` and 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -20,6 +22,8 @@ from qabot.errors import InputError, StoreError
 from qabot.types import Chunk
 from retrieval.embeddings import E5EmbeddingFunction
 
+P = ParamSpec("P")
+R = TypeVar("R")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _BATCH = 1000
 _GET_PAGE = 5000
@@ -52,13 +56,63 @@ def ensure_writable(directory: Path) -> None:
         ) from exc
 
 
+def _is_store_failure(exc: BaseException) -> bool:
+    """Errors that mean "the store is unreachable or refused", not a bug in qabot."""
+    module = type(exc).__module__
+    return isinstance(exc, ConnectionError | TimeoutError) or module.startswith(
+        ("httpx", "httpcore", "chromadb")
+    )
+
+
+def guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn a store failure inside ``method`` into a one-line :class:`StoreError`."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not _is_store_failure(exc):
+                raise
+            where = getattr(args[0], "location", "the store") if args else "the store"
+            raise StoreError(f"The vector store ({where}) failed: {_first_line(exc)}") from exc
+
+    return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else type(exc).__name__) or type(exc).__name__
+
+
 def open_client(data_dir: Path, chroma_url: str | None = None) -> Any:
-    """A Chroma client: embedded and persistent under ``data_dir``."""
+    """A Chroma client: a server when ``chroma_url`` is set, else embedded under ``data_dir``."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    ensure_writable(data_dir)
+    ensure_writable(data_dir)  # caches and the revision marker live here in both modes
+    if chroma_url:
+        url = urlsplit(chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise StoreError(
+                f"QABOT_CHROMA_URL must look like http://host:port, not {chroma_url!r}."
+            )
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+            client.heartbeat()
+            return client
+        except Exception as exc:
+            raise StoreError(
+                f"Cannot reach the Chroma server at {chroma_url}: {_first_line(exc)}"
+            ) from exc
     try:
         return chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chroma_settings)
     except Exception as exc:  # chromadb raises several types for a bad or locked directory
@@ -68,8 +122,11 @@ def open_client(data_dir: Path, chroma_url: str | None = None) -> Any:
 class Store:
     """The chunk and sentence collections of one corpus."""
 
-    def __init__(self, client: Any, collection: str, embed_threads: int = 2) -> None:
+    def __init__(
+        self, client: Any, collection: str, embed_threads: int = 2, location: str = "embedded"
+    ) -> None:
         self.name = validate_collection_name(collection)
+        self.location = location
         self._client = client
         ef = E5EmbeddingFunction(embed_threads)
         meta = {"hnsw:space": "cosine"}
@@ -84,15 +141,18 @@ class Store:
             raise StoreError(f"Cannot open collection {self.name!r}: {exc}") from exc
 
     # ---- reads -------------------------------------------------------------------------
+    @guarded
     def count(self) -> int:
         return self.chunks.count()
 
+    @guarded
     def source_state(self, source: str) -> tuple[list[str], list[dict], list[str], list[dict]]:
         """Ids and metadata of the chunks and sentences stored for ``source``."""
         c = self.chunks.get(where={"source": source}, include=["metadatas"])
         s = self.sentences.get(where={"source": source}, include=["metadatas"])
         return c["ids"], c["metadatas"], s["ids"], s["metadatas"]
 
+    @guarded
     def sources(self) -> dict[str, int]:
         """Every stored document and its chunk count."""
         counts: dict[str, int] = {}
@@ -100,6 +160,7 @@ class Store:
             counts[meta["source"]] = counts.get(meta["source"], 0) + 1
         return dict(sorted(counts.items()))
 
+    @guarded
     def all_chunks(self) -> list[Chunk]:
         """Every chunk with its text (for the lexical index)."""
         out: list[Chunk] = []
@@ -116,6 +177,7 @@ class Store:
                 return out
             offset += _GET_PAGE
 
+    @guarded
     def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
         """The ``n`` nearest chunks with their cosine similarity."""
         n = min(n, self.chunks.count())
@@ -135,6 +197,7 @@ class Store:
             )
         ]
 
+    @guarded
     def query_sentences(self, vector: np.ndarray, n: int) -> list[tuple[SentenceRecord, float]]:
         n = min(n, self.sentences.count())
         if n <= 0:
@@ -149,6 +212,7 @@ class Store:
             )
         ]
 
+    @guarded
     def sentences_in(
         self, source: str, start: int, end: int
     ) -> tuple[list[SentenceRecord], np.ndarray]:
@@ -166,6 +230,7 @@ class Store:
         return [records[i] for i in order], vectors[order] if len(order) else vectors
 
     # ---- writes ------------------------------------------------------------------------
+    @guarded
     def upsert(
         self,
         collection: str,
@@ -185,6 +250,7 @@ class Store:
                 kwargs["documents"] = list(documents[i : i + _BATCH])
             target.upsert(**kwargs)
 
+    @guarded
     def delete(self, collection: str, ids: Iterable[str]) -> None:
         target = self.chunks if collection == "chunks" else self.sentences
         ids = list(ids)
