@@ -54,16 +54,24 @@ class Pipeline:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._client = open_client(self.settings.data_dir)
+                url = self.settings.qabot_chroma_url
+                self._client = open_client(self.settings.data_dir, url)
                 self._store = Store(
-                    self._client, self.collection, self.settings.qabot_embed_threads
+                    self._client,
+                    self.collection,
+                    self.settings.qabot_embed_threads,
+                    location=url or str(self.settings.data_dir),
                 )
             return self._store
 
     def corpus(self) -> Corpus:
         """The in-memory corpus, rebuilt when another ingest changed the collection."""
         with self._lock:
-            revision = read_revision(self.settings.data_dir, self.collection)
+            # The marker file catches changes made on this machine; the chunk count also
+            # catches most made by other machines sharing a Chroma server.
+            revision = (
+                f"{read_revision(self.settings.data_dir, self.collection)}:{self.store.count()}"
+            )
             if self._corpus is None or self._corpus.revision != revision:
                 self._corpus = Corpus(self.store.all_chunks(), revision)
             return self._corpus
