@@ -1,0 +1,117 @@
+"""The Discord bot: a :class:`commands.Bot` whose ``setup_hook`` loads the cogs.
+
+``create_bot()`` returns it unstarted, so that ``qabot discord``, the tests and anyone
+embedding the bot decide how to run it (``bot.run(token)`` or ``await bot.start(token)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import discord
+from discord.ext import commands
+
+from answering.pipeline import Pipeline
+from bot.feedback_store import FeedbackStore
+from bot.render import NO_MENTIONS
+from bot.stats import AnswerStats
+from qabot.settings import Settings
+from qabot.types import Answer
+
+log = logging.getLogger(__name__)
+
+COGS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.feedback")
+
+
+class QabotBot(commands.Bot):
+    """The bot; it owns the pipeline, the feedback store and the answer counters."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # privileged: enable it in the Developer Portal
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            allowed_mentions=NO_MENTIONS,
+            help_command=None,
+        )
+        self.settings = settings
+        self.pipeline = pipeline or Pipeline(settings)
+        self.feedback = FeedbackStore(settings.data_dir / "discord" / "feedback.sqlite3")
+        self.stats = AnswerStats()
+        self.max_in_flight = settings.discord_max_in_flight
+        self.in_flight = 0
+        self._slots = asyncio.Semaphore(self.max_in_flight)
+
+    async def setup_hook(self) -> None:
+        await asyncio.to_thread(self.pipeline.ensure_seeded)
+        for extension in COGS:
+            await self.load_extension(extension)
+        if self.settings.discord_sync_commands:
+            synced = await self.tree.sync()
+            log.info("Synced %d application commands", len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("Logged in as %s (id %s)", self.user, getattr(self.user, "id", "?"))
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Questions are handled by the Ask cog; the bot has no prefix commands."""
+
+    # ---- answering -------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether as many questions as allowed are already being answered."""
+        return self.in_flight >= self.max_in_flight
+
+    async def answer(self, question: str, history: Sequence[str] = ()) -> Answer:
+        """Answer off the event loop (at most ``max_in_flight`` at once) and count it."""
+        self.in_flight += 1
+        try:
+            async with self._slots:
+                started = time.perf_counter()
+                try:
+                    answer = await asyncio.to_thread(
+                        self.pipeline.ask, question, history=list(history)
+                    )
+                except Exception:
+                    self.stats.record_failure()
+                    raise
+                self.stats.record(time.perf_counter() - started, abstained=answer.abstained)
+                return answer
+        finally:
+            self.in_flight -= 1
+
+    def is_allowed_channel(self, channel: object) -> bool:
+        """Whether the channel allowlist (empty: every channel) admits ``channel``."""
+        allowed = self.settings.discord_channels
+        if channel is None or getattr(channel, "guild", None) is None:  # a DM
+            return self.settings.discord_allow_dms
+        if not allowed:
+            return True
+        ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
+        return any(i in allowed for i in ids if i is not None)
+
+
+def create_bot(settings: Settings | None = None, *, pipeline: Pipeline | None = None) -> QabotBot:
+    """Build the bot (unstarted). Without ``settings`` they are read from the environment."""
+    settings = settings or Settings()
+    return QabotBot(settings, pipeline)
+
+
+class RedactSecrets(logging.Filter):
+    """Replace the given secrets (the bot token) in every log record with ``[redacted]``."""
+
+    def __init__(self, *secrets: str) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True

@@ -1,0 +1,6 @@
+"""A fake Discord (gateway websocket + REST API) for driving the real discord.py client."""
+
+from .gateway import FakeGateway
+from .server import Actor, FakeDiscord, Request
+
+__all__ = ["Actor", "FakeDiscord", "FakeGateway", "Request"]
