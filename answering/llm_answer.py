@@ -115,7 +115,10 @@ def check(reply: Reply, packed: Sequence[PackedChunk], lookup: TextLookup) -> Ch
     candidates: list[tuple[int, Citation]] = []
     failed = 0
     seen: set[tuple[str, int, int]] = set()
-    for n, quote in reply.quotes:
+    quoted = {n for n, _ in reply.quotes}
+    # A claim cited with [n] but given no quote is its own quote: it counts if it is verbatim.
+    self_quoted = [(n, claim) for n, claim in _claims(reply.body) if n not in quoted]
+    for n, quote in [*reply.quotes, *self_quoted]:
         chunk = given.get(n)
         span = locate(quote, chunk.text) if chunk else None
         if chunk is None or span is None:
@@ -133,9 +136,8 @@ def check(reply: Reply, packed: Sequence[PackedChunk], lookup: TextLookup) -> Ch
     for n, c in candidates:
         if id(c) in kept_ids:
             by_chunk.setdefault(n, []).append(c)
-    quoted = {n for n, _ in reply.quotes}
     marked = {int(x) for m in _MARKERS.finditer(reply.body) for x in _NUMBER.findall(m.group())}
-    failed += unverified + len(marked - quoted)  # a marker with no quote at all is unsupported
+    failed += unverified
 
     if not marked and by_chunk:  # quotes given but no markers: the whole answer cites them
         body = reply.body.rstrip()
@@ -144,6 +146,17 @@ def check(reply: Reply, packed: Sequence[PackedChunk], lookup: TextLookup) -> Ch
     text, citations = _rebuild(reply.body, by_chunk)
     abstained = not citations and reply.abstains
     return Checked(text if citations else "", citations, failed, abstained)
+
+
+def _claims(body: str) -> list[tuple[int, str]]:
+    """(n, the text of the claim that ``[n]`` closes) for every marker in ``body``."""
+    out: list[tuple[int, str]] = []
+    pos = 0
+    for m in _MARKERS.finditer(body):
+        claim = _LEAD.sub("", body[pos : m.start()]).strip().rstrip(".,;:!?").strip()
+        pos = m.end()
+        out += [(int(n), claim) for n in _NUMBER.findall(m.group())]
+    return out
 
 
 def _rebuild(body: str, by_chunk: dict[int, list[Citation]]) -> tuple[str, list[Citation]]:

@@ -46,9 +46,11 @@ class ChatBackend(Protocol):
 class BackendSpec:
     """What a backend family is, what it needs, and how to build it.
 
-    ``check`` raises :class:`BackendError` with a one-line message when the backend cannot
-    run with these settings (missing package, key or file). ``build`` returns the backend, or
-    ``None`` for the extractive offline answerer.
+    ``packages`` must be installed (their import names in ``module_names`` when they differ),
+    ``env`` are the settings it reads, ``optional`` what it can use besides. ``check`` raises
+    :class:`BackendError` with a one-line message when the backend cannot run with these
+    settings (missing key or file). ``build`` returns the backend, or ``None`` for the
+    extractive offline answerer.
     """
 
     prefix: str
@@ -59,6 +61,7 @@ class BackendSpec:
     env: tuple[str, ...] = ()
     extra: str = ""
     check: Callable[[str, Settings], None] | None = None
+    optional: tuple[str, ...] = ()
     module_names: tuple[str, ...] = field(default=())
 
     def missing_packages(self) -> list[str]:

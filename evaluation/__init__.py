@@ -1,0 +1,1 @@
+"""Evaluation harness: gold sets, SQuAD conversion, metrics, the runner and its reports."""

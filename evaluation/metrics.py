@@ -1,0 +1,167 @@
+"""Per-question checks and the summary metrics of an evaluation run."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from evaluation.gold import GoldItem
+
+#: Metrics where higher is better, in the order the summary table shows them.
+METRICS: tuple[str, ...] = (
+    "hit@1",
+    "hit@5",
+    "mrr@10",
+    "pass_rate",
+    "pass_answerable",
+    "pass_unanswerable",
+    "abstain_precision",
+    "abstain_recall",
+    "cite_verbatim",
+    "cite_gold",
+    "correct_cited",
+)
+#: Latency metrics (milliseconds, lower is better).
+LATENCY: tuple[str, ...] = ("latency_p50_ms", "latency_p95_ms", "latency_max_ms")
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def missing_expect(item: GoldItem, answer: str) -> list[str]:
+    """The ``expect`` items none of whose alternatives appear in ``answer``."""
+    text = normalise(answer)
+    return [
+        "|".join(alts)
+        for alts in item.alternatives()
+        if alts and not any(normalise(a) in text for a in alts)
+    ]
+
+
+def forbid_matches(item: GoldItem, answer: str) -> list[str]:
+    """The ``forbid`` patterns that ``answer`` matches (case-insensitive)."""
+    return [p for p in item.forbid if re.search(p, answer, re.IGNORECASE)]
+
+
+def is_gold_source(source: str, gold: Sequence[str]) -> bool:
+    """A stored source path matches a gold file name when equal or when it ends with it."""
+    return any(source == g or source.endswith("/" + g.lstrip("/")) for g in gold)
+
+
+def first_relevant_rank(sources: Sequence[str], gold: Sequence[str]) -> int | None:
+    """1-based rank of the first source from ``gold`` in a ranked list, or None."""
+    for rank, source in enumerate(sources, 1):
+        if is_gold_source(source, gold):
+            return rank
+    return None
+
+
+def judge(item: GoldItem, answer: str, abstained: bool) -> list[str]:
+    """Why the answer fails its gold item (empty when it passes)."""
+    reasons: list[str] = []
+    if item.answerable and abstained:
+        reasons.append("abstained on an answerable question")
+    if not item.answerable and not abstained:
+        reasons.append("answered an unanswerable question")
+    reasons += [f"missing expected text {e!r}" for e in missing_expect(item, answer)]
+    reasons += [f"matches forbidden pattern {p!r}" for p in forbid_matches(item, answer)]
+    return reasons
+
+
+@dataclass(slots=True)
+class QuestionResult:
+    """Everything measured for one question."""
+
+    item: GoldItem
+    mode: str
+    answer: str = ""
+    abstained: bool = False
+    citations: list[dict] = field(default_factory=list)
+    retrieved: list[dict] = field(default_factory=list)
+    first_hit: int | None = None
+    latency_ms: float = 0.0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    answered: bool = True  # False when the run measured retrieval only
+
+    @property
+    def passed(self) -> bool | None:
+        return None if not self.answered else not self.reasons
+
+    @property
+    def cites_gold(self) -> bool:
+        return any(is_gold_source(c["source"], self.item.sources) for c in self.citations)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.item.id,
+            "question": self.item.question,
+            "answerable": self.item.answerable,
+            "expect": self.item.expect,
+            "sources": self.item.sources,
+            "mode": self.mode,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": self.citations,
+            "retrieved": self.retrieved,
+            "first_hit_rank": self.first_hit,
+            "cites_gold_source": self.cites_gold,
+            "latency_ms": round(self.latency_ms, 2),
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "passed": self.passed,
+            "reasons": self.reasons,
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (``q`` in 0-100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _share(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def summarise(results: Sequence[QuestionResult]) -> dict[str, float | int | None]:
+    """The run's metrics; a metric with nothing to measure is None."""
+    ranked = [r for r in results if r.item.answerable and r.item.sources]
+    ranks = [r.first_hit for r in ranked]
+    answered = [r for r in results if r.answered]
+    ans = [r for r in answered if r.item.answerable]
+    unans = [r for r in answered if not r.item.answerable]
+    abstained = [r for r in answered if r.abstained]
+    citations = [c for r in answered for c in r.citations]
+    replied = [r for r in ans if not r.abstained and r.item.sources]
+    latencies = [r.latency_ms for r in results]
+    return {
+        "questions": len(results),
+        "answerable": sum(r.item.answerable for r in results),
+        "unanswerable": sum(not r.item.answerable for r in results),
+        "hit@1": _share(sum(1 for k in ranks if k == 1), len(ranks)),
+        "hit@5": _share(sum(1 for k in ranks if k is not None and k <= 5), len(ranks)),
+        "mrr@10": (
+            sum(1 / k for k in ranks if k is not None and k <= 10) / len(ranks) if ranks else None
+        ),
+        "pass_rate": _share(sum(not r.reasons for r in answered), len(answered)),
+        "pass_answerable": _share(sum(not r.reasons for r in ans), len(ans)),
+        "pass_unanswerable": _share(sum(not r.reasons for r in unans), len(unans)),
+        "abstain_precision": _share(sum(not r.item.answerable for r in abstained), len(abstained)),
+        "abstain_recall": _share(sum(r.abstained for r in unans), len(unans)),
+        "cite_verbatim": _share(sum(bool(c.get("verbatim")) for c in citations), len(citations)),
+        "cite_gold": _share(sum(r.cites_gold for r in replied), len(replied)),
+        "correct_cited": _share(
+            sum(not r.reasons and r.cites_gold for r in ans if r.item.sources), len(ans)
+        ),
+        "citations": len(citations),
+        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p95_ms": percentile(latencies, 95),
+        "latency_max_ms": max(latencies) if latencies else None,
+    }
