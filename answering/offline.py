@@ -29,7 +29,7 @@ from qabot.types import Citation
 from retrieval.embeddings import Embedder
 from retrieval.lexical import LexicalIndex, terms
 from retrieval.search import Corpus, Retrieval
-from retrieval.store import Store
+from retrieval.store import SentenceRecord, Store
 
 ABSTAIN_TEXT = "I couldn't find that in the documents."
 
@@ -126,18 +126,19 @@ class OfflineAnswerer:
 
     def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
         weights = weighted_terms(question, self.corpus.lexical)
-        qvec = retrieval.query_vector
         out: list[Candidate] = []
         seen: set[tuple[str, int]] = set()
-        for hit in retrieval.hits:
-            records, vectors = self.store.sentences_in(
-                hit.chunk.source, hit.chunk.start, hit.chunk.end
-            )
+        per_hit = [
+            self.corpus.sentences_in(hit.chunk.source, hit.chunk.start, hit.chunk.end)
+            for hit in retrieval.hits
+        ]
+        sims = self._similarities([r for records in per_hit for r in records], retrieval)
+        for hit, records in zip(retrieval.hits, per_hit, strict=True):
             context_terms = set(terms(hit.chunk.text))
             ctx_cov = coverage(weights, context_terms)
-            sims = vectors @ qvec if qvec is not None and len(records) else np.zeros(len(records))
             previous: set[str] = set()
-            for record, sim in zip(records, sims, strict=True):
+            for record in records:
+                sim = sims.get(record.id, 0.0)
                 text = self.corpus.text(record.source, record.start, record.end)
                 if not text:
                     continue
@@ -164,6 +165,20 @@ class OfflineAnswerer:
                     )
                 )
         return out
+
+    def _similarities(
+        self, records: list[SentenceRecord], retrieval: Retrieval
+    ) -> dict[str, float]:
+        """Cosine of each sentence to the question; search already scored its nearest ones."""
+        qvec = retrieval.query_vector
+        if qvec is None:
+            return {}
+        sims = dict(retrieval.sentence_sims)
+        missing = list(dict.fromkeys(r.id for r in records if r.id not in sims))
+        if missing:
+            found = self.store.sentence_vectors(missing) @ qvec
+            sims.update(zip(missing, found.tolist(), strict=True))
+        return sims
 
     def answer(self, question: str, retrieval: Retrieval) -> tuple[str, list[Citation], bool]:
         """(answer text with [n] markers, citations, abstained)."""

@@ -73,7 +73,8 @@ class Pipeline:
                 f"{read_revision(self.settings.data_dir, self.collection)}:{self.store.count()}"
             )
             if self._corpus is None or self._corpus.revision != revision:
-                self._corpus = Corpus(self.store.all_chunks(), revision)
+                store = self.store
+                self._corpus = Corpus(store.all_chunks(), revision, store.all_sentences())
             return self._corpus
 
     # ---- documents -------------------------------------------------------------------------

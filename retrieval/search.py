@@ -30,9 +30,18 @@ WEIGHTS = {"lexical": 0.3, "chunk": 0.35, "sentence": 0.35}
 
 
 class Corpus:
-    """Every chunk of a collection held in memory, with its BM25 index, for one revision."""
+    """Every chunk of a collection held in memory, with its BM25 index, for one revision.
 
-    def __init__(self, chunks: list[Chunk], revision: str = "") -> None:
+    It also holds where every sentence is (not its vector), so that finding the sentences of
+    a retrieved passage is a bisection here rather than a filtered query to the store.
+    """
+
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        revision: str = "",
+        sentences: list[SentenceRecord] | None = None,
+    ) -> None:
         self.revision = revision
         self.chunks = chunks
         self.position = {c.id: i for i, c in enumerate(chunks)}
@@ -42,6 +51,25 @@ class Corpus:
             by_source[c.source].append(c)
         self.by_source = {s: sorted(cs, key=lambda c: c.start) for s, cs in by_source.items()}
         self._starts = {s: [c.start for c in cs] for s, cs in self.by_source.items()}
+        sentences_by_source: dict[str, list[SentenceRecord]] = defaultdict(list)
+        for record in sentences or ():
+            sentences_by_source[record.source].append(record)
+        self._sentences = {
+            s: sorted(rs, key=lambda r: r.start) for s, rs in sentences_by_source.items()
+        }
+        # Sentences of a document do not overlap, so their ends rise with their starts.
+        self._sentence_ends = {s: [r.end for r in rs] for s, rs in self._sentences.items()}
+
+    def sentences_in(self, source: str, start: int, end: int) -> list[SentenceRecord]:
+        """The sentences of ``source`` that overlap ``[start, end)``, in document order."""
+        records = self._sentences.get(source, [])
+        i = bisect.bisect_right(self._sentence_ends.get(source, []), start)
+        out = []
+        for record in records[i:]:
+            if record.start >= end:
+                break
+            out.append(record)
+        return out
 
     def chunks_overlapping(self, source: str, start: int, end: int) -> list[Chunk]:
         chunks = self.by_source.get(source, [])
@@ -106,7 +134,12 @@ class HybridSearcher:
         sent_best: dict[int, float] = {}
         sentence_sims: dict[str, float] = {}
         if lexical is not None:
-            top = np.argsort(-lexical)[:pool]
+            # The pool's best, unordered: fully sorting 100k scores costs more than the rest.
+            top = (
+                np.argpartition(-lexical, pool)[:pool]
+                if len(lexical) > pool
+                else range(len(lexical))
+            )
             candidates.update(int(i) for i in top if lexical[i] > 0)
         if qvec is not None:
             for chunk, sim in self.store.query_chunks(qvec, pool):
@@ -159,7 +192,3 @@ def merge_overlapping(ranked: list[tuple[Chunk, float]], corpus: Corpus) -> list
             Hit(Chunk(ids[0] if len(ids) == 1 else "+".join(ids), src, s, e, text), score, rank)
         )
     return hits
-
-
-def sentences_for(store: Store, hit: Hit) -> tuple[list[SentenceRecord], np.ndarray]:
-    return store.sentences_in(hit.chunk.source, hit.chunk.start, hit.chunk.end)
