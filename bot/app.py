@@ -1,4 +1,5 @@
-"""The Discord bot: a :class:`commands.Bot` whose ``setup_hook`` loads the cogs.
+"""The Discord bot: a :class:`commands.Bot` (auto-sharded with ``QABOT_SHARDS``) whose
+``setup_hook`` loads the cogs.
 
 ``create_bot()`` returns it unstarted, so that ``qabot discord``, the tests and anyone
 embedding the bot decide how to run it (``bot.run(token)`` or ``await bot.start(token)``).
@@ -10,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -29,7 +31,9 @@ COGS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.feedback")
 class QabotBot(commands.Bot):
     """The bot; it owns the pipeline, the feedback store and the answer counters."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline | None = None, **options: Any
+    ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable it in the Developer Portal
         super().__init__(
@@ -37,6 +41,7 @@ class QabotBot(commands.Bot):
             intents=intents,
             allowed_mentions=NO_MENTIONS,
             help_command=None,
+            **options,
         )
         self.settings = settings
         self.pipeline = pipeline or Pipeline(settings)
@@ -95,10 +100,21 @@ class QabotBot(commands.Bot):
         return any(i in allowed for i in ids if i is not None)
 
 
+class ShardedQabotBot(QabotBot, commands.AutoShardedBot):
+    """The same bot over several gateway shards (``QABOT_SHARDS``), all in this process."""
+
+
 def create_bot(settings: Settings | None = None, *, pipeline: Pipeline | None = None) -> QabotBot:
-    """Build the bot (unstarted). Without ``settings`` they are read from the environment."""
+    """Build the bot (unstarted). Without ``settings`` they are read from the environment.
+
+    ``QABOT_SHARDS`` unset gives a plain bot; ``auto`` an auto-sharded one with the shard count
+    Discord recommends; a number N an auto-sharded one with N shards.
+    """
     settings = settings or Settings()
-    return QabotBot(settings, pipeline)
+    if settings.qabot_shards is None:
+        return QabotBot(settings, pipeline)
+    count = None if settings.qabot_shards == "auto" else int(settings.qabot_shards)
+    return ShardedQabotBot(settings, pipeline, shard_count=count)
 
 
 class RedactSecrets(logging.Filter):

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     discord_open_threads: bool = Field(True, description="Answer channel questions in a thread.")
     discord_sync_commands: bool = Field(True, description="Sync slash commands on start.")
+    qabot_shards: str | None = Field(
+        None, description="Unset: one gateway connection; auto: Discord picks; N: N shards."
+    )
 
     @field_validator("discord_channels", mode="before")
     @classmethod
@@ -70,6 +73,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", ",").split(",") if part]
         return value
+
+    @field_validator("qabot_shards", mode="before")
+    @classmethod
+    def _check_shards(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = str(value).strip().lower()
+        if text == "auto":
+            return text
+        if text.isascii() and text.isdigit() and int(text) >= 1:
+            return str(int(text))
+        raise ValueError("QABOT_SHARDS must be 'auto' or a whole number of shards (1 or more)")
 
     # ---- end Discord
 

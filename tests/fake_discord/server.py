@@ -1,8 +1,9 @@
 """A fake Discord (REST API + gateway) on 127.0.0.1, and helpers to act as its users.
 
 It records every REST request the client makes, answers with the JSON Discord would, can
-answer one request with a 429 (with a ``Via`` header, as Discord's own responses have), and
-drives the gateway (see :mod:`.gateway`).
+answer one request with a 429 (with a ``Via`` header, as Discord's own responses have) or
+with server errors (500, 502, ...), and drives the gateway (see :mod:`.gateway`), sharded or
+not (``GET /gateway/bot`` recommends ``recommended_shards``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
 from . import payloads as p
-from .gateway import FakeGateway
+from .gateway import FakeGateway, shard_of
 
 API = "/api/v10"
 EPHEMERAL = 1 << 6
@@ -75,6 +77,14 @@ class RateLimit:
 
 
 @dataclass
+class Failure:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int = 1
+
+
+@dataclass
 class Actor:
     """A member of the fake server."""
 
@@ -105,6 +115,7 @@ class FakeDiscord:
         self.alice = Actor(p.user(self.snowflake(), "alice"))
         self.bob = Actor(p.user(self.snowflake(), "bob"))
         self.owner = Actor(p.user(self.snowflake(), "owner"), permissions=p.MANAGER_PERMISSIONS)
+        self.others: list[Actor] = []  # members added with new_member()
         self.requests: list[Request] = []
         self.messages: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, dict[str, Any]] = {}
@@ -113,6 +124,8 @@ class FakeDiscord:
         self.attachments: dict[str, bytes] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction payload
         self.rate_limits: list[RateLimit] = []
+        self.failures: list[Failure] = []
+        self.recommended_shards = 1  # what GET /gateway/bot tells an auto-sharded client
         self.gateway = FakeGateway(token, lambda: self.gateway_url, self._ready_events)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -190,6 +203,11 @@ class FakeDiscord:
                     "X-RateLimit-Scope": "user",
                 },
             )
+        failure = self._failing(rec)
+        if failure is not None:
+            rec.status = failure.status
+            await self._record(rec)
+            return _server_error(failure.status)
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
             if method == request.method and match:
@@ -218,6 +236,17 @@ class FakeDiscord:
                 return limit
         return None
 
+    def _failing(self, rec: Request) -> Failure | None:
+        for failure in self.failures:
+            if (
+                failure.remaining > 0
+                and failure.method == rec.method
+                and failure.pattern.fullmatch(rec.path)
+            ):
+                failure.remaining -= 1
+                return failure
+        return None
+
     async def _record(self, rec: Request) -> None:
         async with self._changed:
             self.requests.append(rec)
@@ -238,6 +267,12 @@ class FakeDiscord:
     def rate_limit_once(self, method: str, path_regex: str, retry_after: float = 0.5) -> None:
         """Answer the next matching request with a 429 (``Via`` header set)."""
         self.rate_limits.append(RateLimit(method, re.compile(path_regex), retry_after))
+
+    def fail(self, method: str, path_regex: str, *statuses: int) -> None:
+        """Answer the next matching requests with these server errors, one each, in order
+        (e.g. ``fail("POST", r"/channels/\\d+/messages", 500, 502)``)."""
+        for status in statuses:
+            self.failures.append(Failure(method, re.compile(path_regex), status))
 
     def sent_messages(self) -> list[Request]:
         """Every request by which the bot posted or edited a message."""
@@ -271,7 +306,7 @@ class FakeDiscord:
         return _json(
             {
                 "url": self.gateway_url,
-                "shards": 1,
+                "shards": self.recommended_shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,
@@ -355,7 +390,8 @@ class FakeDiscord:
 
     async def _create_dm(self, rec: Request, m: re.Match[str]) -> web.Response:
         user_id = (rec.body or {}).get("recipient_id", "")
-        actor = next(a for a in (self.alice, self.bob, self.owner) if a.id == user_id)
+        actors = (self.alice, self.bob, self.owner, *self.others)
+        actor = next(a for a in actors if a.id == user_id)
         channel_id = self.dm_channels.setdefault(user_id, self.snowflake())
         return _json(p.dm_channel(channel_id, actor.user))
 
@@ -417,7 +453,9 @@ class FakeDiscord:
         return web.Response(body=data, content_type="application/octet-stream")
 
     # ---- gateway content -------------------------------------------------------------------
-    def _ready_events(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
+    def _ready_events(
+        self, session_id: str, shard_id: int = 0, shard_count: int = 1
+    ) -> list[tuple[str, dict[str, Any]]]:
         roles = [
             p.role(self.guild_id, "@everyone", p.MEMBER_PERMISSIONS),
             p.role(self.admin_role_id, "qabot-admins", p.MEMBER_PERMISSIONS, position=1),
@@ -429,10 +467,11 @@ class FakeDiscord:
         members = [p.member(self.bot_user)] + [
             p.member(a.user, a.roles) for a in (self.alice, self.bob, self.owner)
         ]
+        ours = shard_of(self.guild_id, shard_count) == shard_id
         ready = {
             "v": 10,
             "user": {**self.bot_user, "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": self.guild_id, "unavailable": True}],
+            "guilds": [{"id": self.guild_id, "unavailable": True}] if ours else [],
             "session_id": session_id,
             "resume_gateway_url": self.gateway_url,
             "application": {"id": self.app_id, "flags": 0},
@@ -440,11 +479,21 @@ class FakeDiscord:
             "relationships": [],
             "presences": [],
         }
+        if shard_count > 1:
+            ready["shard"] = [shard_id, shard_count]
+        if not ours:
+            return [("READY", ready)]
         guild = p.guild(self.guild_id, self.owner.id, roles, channels, members)
         guild["threads"] = list(self.threads.values())  # the active threads, as Discord sends
         return [("READY", ready), ("GUILD_CREATE", guild)]
 
     # ---- acting as users -------------------------------------------------------------------
+    def new_member(self, name: str) -> Actor:
+        """Another ordinary member of the server (sent to the bot with their first message)."""
+        actor = Actor(p.user(self.snowflake(), name))
+        self.others.append(actor)
+        return actor
+
     async def say(
         self,
         content: str,
@@ -575,6 +624,14 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     """A JSON response with exactly ``application/json`` (what discord.py checks for)."""
     headers = {**(headers or {}), "Content-Type": "application/json"}
     return web.Response(body=json.dumps(data).encode(), status=status, headers=headers)
+
+
+def _server_error(status: int) -> web.Response:
+    """What Discord's edge answers on a server error: JSON for a 500, an HTML page otherwise."""
+    if status == 500:
+        return _json({"message": "500: Internal Server Error", "code": 0}, status=500)
+    html = f"<html><body><h1>{status} {HTTPStatus(status).phrase}</h1></body></html>"
+    return web.Response(text=html, status=status, content_type="text/html")
 
 
 def _payload_json(raw: bytes) -> Any:

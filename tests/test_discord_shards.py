@@ -1,0 +1,113 @@
+"""QABOT_SHARDS: the real discord.py AutoShardedClient against the fake gateway's shards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from discord.ext import commands
+from pydantic import ValidationError
+
+from answering.pipeline import Pipeline
+from bot.app import QabotBot, ShardedQabotBot, create_bot
+from qabot.settings import Settings
+
+try:
+    from fake_discord import FakeDiscord
+    from fake_discord.gateway import shard_of
+    from fake_discord.harness import discord_pointed_at, is_post_to, pings_nobody, running_bot
+except ImportError:  # tests/ is a package
+    from tests.fake_discord import FakeDiscord
+    from tests.fake_discord.gateway import shard_of
+    from tests.fake_discord.harness import (
+        discord_pointed_at,
+        is_post_to,
+        pings_nobody,
+        running_bot,
+    )
+
+ISS_QUESTION = "When does Russia plan to leave the ISS?"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    with discord_pointed_at(server):
+        yield server
+    await server.stop()
+    for request in server.sent_messages():
+        assert pings_nobody((request.data or {}).get("allowed_mentions")), request
+
+
+def put_guild_on_shard(fake: FakeDiscord, shard_id: int, shard_count: int) -> None:
+    """Give the fake's guild an id that Discord's formula puts on ``shard_id``."""
+    guild_id = int(fake.guild_id)
+    while shard_of(guild_id, shard_count) != shard_id:
+        guild_id += 1 << 22  # one millisecond later
+    fake.guild_id = str(guild_id)
+
+
+@pytest.mark.parametrize(
+    ("value", "cls", "count"),
+    [(None, QabotBot, None), ("", QabotBot, None), ("auto", ShardedQabotBot, None)]
+    + [(" AUTO ", ShardedQabotBot, None), ("2", ShardedQabotBot, 2), ("1", ShardedQabotBot, 1)],
+)
+def test_qabot_shards_picks_the_bot_class(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str | None, cls: type, count: int
+) -> None:
+    if value is None:
+        monkeypatch.delenv("QABOT_SHARDS", raising=False)
+    else:
+        monkeypatch.setenv("QABOT_SHARDS", value)
+    bot = create_bot(Settings(_env_file=None, qabot_data_dir=tmp_path), pipeline=object())
+    assert type(bot) is cls
+    assert isinstance(bot, commands.AutoShardedBot) == (cls is ShardedQabotBot)
+    assert bot.shard_count == count
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_qabot_shards_rejects_nonsense(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("QABOT_SHARDS", value)
+    with pytest.raises(ValidationError, match="QABOT_SHARDS"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("shards", ["auto", "2"])
+async def test_sharded_bot_answers_a_mention_and_a_dm(
+    fake: FakeDiscord,
+    seeds_pipeline: Pipeline,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shards: str,
+) -> None:
+    monkeypatch.setenv("QABOT_SHARDS", shards)
+    fake.recommended_shards = 2  # what GET /gateway/bot answers to "auto"
+    put_guild_on_shard(fake, 1, 2)  # so that both shards carry traffic
+    settings = Settings(
+        _env_file=None,
+        qabot_data_dir=tmp_path,
+        discord_token=fake.token,
+        discord_cooldown_seconds=0,
+    )
+    async with running_bot(fake, seeds_pipeline, tmp_path, settings=settings) as bot:
+        assert isinstance(bot, ShardedQabotBot) and bot.shard_count == 2
+        assert sorted(bot.shards) == [0, 1]
+        identifies = fake.gateway.identifies()
+        assert sorted(tuple(i["shard"]) for i in identifies) == [(0, 2), (1, 2)]
+        asked_gateway = any(r.path == "/gateway/bot" for r in fake.requests)
+        assert asked_gateway == (shards == "auto")  # a fixed count needs no recommendation
+
+        question = await fake.say(ISS_QUESTION)  # the guild's events go to shard 1
+        (reply,) = await fake.wait_for(is_post_to(question["id"]))  # in the opened thread
+        assert "2028" in reply.content
+        assert [p["d"]["id"] for p in fake.gateway.dispatched(1, "MESSAGE_CREATE")][:1] == [
+            question["id"]
+        ]
+        assert bot.get_guild(int(fake.guild_id)).shard_id == 1
+
+        dm = await fake.direct_message(ISS_QUESTION, actor=fake.bob)  # DMs go to shard 0
+        (dm_reply,) = await fake.wait_for(is_post_to(dm["channel_id"]))
+        assert "2028" in dm_reply.content
+        assert dm["id"] in [p["d"]["id"] for p in fake.gateway.dispatched(0, "MESSAGE_CREATE")]
