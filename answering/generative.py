@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
 from answering.backends.base import ChatBackend, Message
-from answering.backends.retry import MalformedReply, RetryPolicy, status_of
+from answering.backends.retry import CutOffReply, MalformedReply, RetryPolicy, status_of
 from answering.citations import TextLookup
 from answering.llm_answer import Checked, check, parse, visible
 from answering.prompting import PackedChunk, answer_messages, condense_messages
@@ -24,21 +24,37 @@ class ModelUnavailable(Exception):
     """The model could not give a usable reply; ``str()`` says why, in a few words."""
 
 
+#: Transport errors that mean the connection broke after the reply had started (httpx,
+#: httpx2, httpcore, http.client): the server died or hung up mid-way.
+_LOST = frozenset({"remoteprotocolerror", "readerror", "incompleteread", "remotedisconnected"})
+
+
 def describe(error: BaseException) -> str:
-    """A short reason for a failed call: ``HTTP 429``, ``timed out``, ``connection failed``."""
+    """A short reason for a failed call: ``HTTP 429``, ``timed out``, ``connection lost``...
+
+    The whole ``__cause__``/``__context__`` chain is searched, most telling reason first: SDKs
+    wrap both "cannot connect" and "connection dropped mid-reply" in one connection error.
+    """
+    chain: list[BaseException] = []
     current: BaseException | None = error
-    while current is not None:
-        status = status_of(current)
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    names = [type(e).__name__.lower() for e in chain]
+    for e in chain:
+        status = status_of(e)
         if status is not None and status != 200:
             return f"HTTP {status}"
-        name = type(current).__name__.lower()
-        if "timeout" in name:
-            return "timed out"
-        if "connect" in name:
-            return "connection failed"
-        if isinstance(current, MalformedReply):
-            return "malformed reply"
-        current = current.__cause__ or current.__context__
+    if any("timeout" in name for name in names):
+        return "timed out"
+    if any(name in _LOST for name in names):
+        return "connection lost"
+    if any("connect" in name for name in names):
+        return "connection failed"
+    if any(isinstance(e, CutOffReply) for e in chain):
+        return "reply cut off"
+    if any(isinstance(e, MalformedReply) for e in chain):
+        return "malformed reply"
     return type(error).__name__
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from answering.backends.base import Message
-from answering.backends.retry import MalformedReply, is_transient
+from answering.backends.retry import CutOffReply, MalformedReply, is_transient
 
 
 def content_text(content: Any) -> str:
@@ -44,10 +44,26 @@ class LangChainBackend:
         return text
 
     def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+        """The reply's text deltas; raises :class:`CutOffReply` if it never says it ended."""
+        ended = False
         for chunk in self.model.stream(list(messages)):
+            ended = ended or _is_end(getattr(chunk, "response_metadata", None))
             text = content_text(chunk.content)
             if text:
                 yield text
+        if not ended:
+            # A server that dies while sending can still close the stream cleanly on the wire
+            # (HTTP/1.0, a proxy): only the missing end marker shows that text is missing.
+            raise CutOffReply("the reply stream ended without its end marker")
 
     def is_transient(self, error: BaseException) -> bool:
         return is_transient(error, self._transient)
+
+
+def _is_end(metadata: Any) -> bool:
+    """True for the chunk that ends a reply: its finish/stop reason, or Ollama's ``done``."""
+    if not isinstance(metadata, dict):
+        return False
+    return metadata.get("done") is True or any(
+        metadata.get(key) for key in ("finish_reason", "stop_reason", "done_reason")
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,18 +16,37 @@ T = TypeVar("T")
 #: HTTP statuses that say "try again later" rather than "this request is wrong".
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
+
+def _http_errors() -> tuple[type[BaseException], ...]:
+    """Transport failures of httpx and of its fork httpx2 (which the anthropic SDK uses)."""
+    found: list[type[BaseException]] = []
+    for module in (httpx, _optional("httpx2")):
+        if module is not None:
+            found += [module.TimeoutException, module.NetworkError, module.RemoteProtocolError]
+    return tuple(found)
+
+
+def _optional(name: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     TimeoutError,
     ConnectionError,
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
+    *_http_errors(),
     json.JSONDecodeError,
 )
 
 
 class MalformedReply(Exception):
     """The model's reply could not be read (empty, cut off, not text)."""
+
+
+class CutOffReply(MalformedReply):
+    """A streamed reply ended without the protocol's end marker: the server stopped mid-way."""
 
 
 def status_of(error: BaseException) -> int | None:

@@ -7,17 +7,18 @@ One aiohttp server in a background thread speaks three protocols:
 * Ollama chat, ``POST /api/chat`` (JSON, or NDJSON when ``stream``, Ollama's default).
 
 What it answers is scripted: :attr:`FakeLLM.script` holds behaviours used one per request
-(:class:`Reply`, :class:`Fail`, :class:`Hang`, :class:`Malformed`); when it is empty,
+(:class:`Reply`, :class:`Fail`, :class:`Hang`, :class:`Malformed`, :class:`Drop`); when it is empty,
 :attr:`FakeLLM.responder` writes the reply from the request's messages.
 """
 
-from .behaviours import Behaviour, Fail, Hang, Malformed, Reply
+from .behaviours import Behaviour, Drop, Fail, Hang, Malformed, Reply
 from .config import PROVIDERS, settings_for
 from .fake_model import chunks_in, cite_first_sentence, obey_injection
 from .server import FakeLLM, unused_port
 
 __all__ = [
     "Behaviour",
+    "Drop",
     "Fail",
     "FakeLLM",
     "Hang",

@@ -33,4 +33,21 @@ class Malformed:
     """A 200 response whose body is not what the protocol promises."""
 
 
-Behaviour = Reply | Fail | Hang | Malformed
+@dataclass(frozen=True)
+class Drop:
+    """Start answering with ``text``, then drop the connection: the server died mid-reply.
+
+    A stream sends its opening events and the first ``after`` text pieces of the reply (all
+    but the last ``-after`` when negative); a whole reply sends its headers (with the full
+    ``Content-Length``) and half of its body. With ``clean`` a stream is instead ended
+    properly on the wire after those pieces, but without the protocol's end marker
+    (``[DONE]``, ``message_stop``, ``"done": true``): a cut-off reply that no transport error
+    reveals. ``text`` defaults to the responder's reply.
+    """
+
+    after: int = 3
+    clean: bool = False
+    text: str | None = None
+
+
+Behaviour = Reply | Fail | Hang | Malformed | Drop

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .behaviours import Behaviour, Fail, Hang, Malformed, Reply
+from .behaviours import Behaviour, Drop, Fail, Hang, Malformed, Reply
 from .fake_model import cite_first_sentence
 
 Responder = Callable[[list[dict[str, str]]], str]
@@ -94,6 +94,8 @@ class FakeLLM:
         if isinstance(step, Hang):
             await asyncio.sleep(step.seconds)
             step = step.then
+        if isinstance(step, Drop) and step.text is None:
+            step = Drop(step.after, step.clean, self.responder(messages))
         return step or Reply(self.responder(messages))
 
     # ---- OpenAI ----------------------------------------------------------------------------
@@ -110,22 +112,23 @@ class FakeLLM:
             return web.Response(text='{"choices": [', content_type="application/json")
         model = body.get("model", "fake")
         if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": step.text},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-            )
+            reply = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": step.text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+            if isinstance(step, Drop):
+                return await _send_half(request, reply)
+            return web.json_response(reply)
 
         def chunk(delta: dict, finish: str | None = None) -> dict:
             return {
@@ -140,7 +143,7 @@ class FakeLLM:
         events += [chunk({"content": p}) for p in _pieces(step.text)]
         events.append(chunk({}, "stop"))
         lines = [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
-        return await _send(request, "text/event-stream", lines)
+        return await _send(request, "text/event-stream", lines, _drop(step), lead=1)
 
     # ---- Anthropic -------------------------------------------------------------------------
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
@@ -168,6 +171,8 @@ class FakeLLM:
             "usage": {"input_tokens": 1, "output_tokens": 1},
         }
         if not body.get("stream"):
+            if isinstance(step, Drop):
+                return await _send_half(request, message)
             return web.json_response(message)
         start = {**message, "content": [], "stop_reason": None}
         events: list[tuple[str, dict]] = [
@@ -202,7 +207,7 @@ class FakeLLM:
             ("message_stop", {"type": "message_stop"}),
         ]
         lines = [f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events]
-        return await _send(request, "text/event-stream", lines)
+        return await _send(request, "text/event-stream", lines, _drop(step), lead=3)
 
     # ---- Ollama ----------------------------------------------------------------------------
     async def _ollama(self, request: web.Request) -> web.StreamResponse:
@@ -226,24 +231,64 @@ class FakeLLM:
             "eval_duration": 1,
         }
         if body.get("stream", True) is False:
-            return web.json_response(
-                {**final, "message": {"role": "assistant", "content": step.text}}
-            )
+            reply = {**final, "message": {"role": "assistant", "content": step.text}}
+            if isinstance(step, Drop):
+                return await _send_half(request, reply)
+            return web.json_response(reply)
         parts = [
             {**base, "message": {"role": "assistant", "content": p}, "done": False}
             for p in _pieces(step.text)
         ]
         parts.append({**final, "message": {"role": "assistant", "content": ""}})
-        return await _send(request, "application/x-ndjson", [json.dumps(p) + "\n" for p in parts])
+        lines = [json.dumps(p) + "\n" for p in parts]
+        return await _send(request, "application/x-ndjson", lines, _drop(step))
 
 
-async def _send(request: web.Request, content_type: str, lines: list[str]) -> web.StreamResponse:
+def _drop(step: Behaviour) -> Drop | None:
+    return step if isinstance(step, Drop) else None
+
+
+async def _send(
+    request: web.Request,
+    content_type: str,
+    lines: list[str],
+    drop: Drop | None = None,
+    lead: int = 0,
+) -> web.StreamResponse:
+    """Stream ``lines`` (chunked). A ``drop`` cuts them off after the ``lead`` opening events
+    and ``drop.after`` text pieces (all but ``-drop.after`` of them when negative)."""
     response = web.StreamResponse(headers={"Content-Type": content_type})
+    if drop is not None:
+        pieces = len(_pieces(drop.text or ""))
+        lines = lines[: lead + (drop.after if drop.after >= 0 else pieces + drop.after)]
     try:
         await response.prepare(request)
         for line in lines:
             await response.write(line.encode())
+        if drop and not drop.clean:
+            _hang_up(request)
+            return response
         await response.write_eof()
     except ConnectionResetError:  # the client gave up (timeout test)
         pass
     return response
+
+
+async def _send_half(request: web.Request, body: dict) -> web.StreamResponse:
+    """Promise the whole JSON ``body`` (Content-Length), send half of it, hang up."""
+    data = json.dumps(body).encode()
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(data)
+    try:
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+    except ConnectionResetError:
+        pass
+    _hang_up(request)
+    return response
+
+
+def _hang_up(request: web.Request) -> None:
+    """Close the connection now, as a dying server would: the reply stays incomplete."""
+    if request.transport is not None:
+        request.transport.close()
