@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import yarl
 from bot.app import QabotBot, create_bot
 from qabot.settings import Settings
 
-from .server import FakeDiscord, Request
+from .server import Actor, FakeDiscord, Request
 
 
 def pings_nobody(allowed_mentions: dict[str, Any] | None) -> bool:
@@ -138,3 +139,95 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+# ---- many questions at once ----------------------------------------------------------------
+BUSY_MARK = "answering a lot of questions"
+COOLDOWN_MARK = "you can ask again in"
+HELP_MARK = "Ask me a question about the documents"
+
+
+@dataclass
+class Outcome:
+    """What became of one question asked by mention: its thread's messages or the reply."""
+
+    question_id: str
+    user_id: str
+    sent_at: float
+    kind: str = ""  # answer | abstain | busy | cooldown | help | other ("" while waiting)
+    done_at: float = 0.0
+    messages: list[Request] = field(default_factory=list)
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the question to the bot's last message about it."""
+        return self.done_at - self.sent_at
+
+
+class Tracker:
+    """Follows the fake's requests (incrementally) and files each bot message under the
+    question it is about: a post in the thread the question opened, or a reply to it."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.outcomes: dict[str, Outcome] = {}
+        self._seen = 0
+
+    def expect(self, question: dict[str, Any], sent_at: float) -> Outcome:
+        outcome = Outcome(question["id"], question["author"]["id"], sent_at)
+        self.outcomes[question["id"]] = outcome
+        return outcome
+
+    def pending(self) -> list[Outcome]:
+        self._update()
+        return [o for o in self.outcomes.values() if not o.kind]
+
+    def _update(self) -> None:
+        requests = self.fake.requests
+        while self._seen < len(requests):
+            request = requests[self._seen]
+            self._seen += 1
+            if not (request.sends_message and request.method == "POST"):
+                continue
+            parts = request.path.split("/")  # "", "channels", id, "messages"
+            if len(parts) != 4 or parts[1] != "channels" or parts[3] != "messages":
+                continue
+            reference = ((request.data or {}).get("message_reference") or {}).get("message_id")
+            outcome = self.outcomes.get(parts[2]) or self.outcomes.get(str(reference))
+            if outcome is not None and not outcome.kind:
+                outcome.messages.append(request)
+                self._classify(outcome, request)
+
+    @staticmethod
+    def _classify(outcome: Outcome, request: Request) -> None:
+        ids = custom_ids(request)
+        if ids:  # the last part of an answer carries its buttons
+            outcome.kind = "answer" if any(":src:" in i for i in ids) else "abstain"
+        elif BUSY_MARK in request.content:
+            outcome.kind = "busy"
+        elif COOLDOWN_MARK in request.content:
+            outcome.kind = "cooldown"
+        elif HELP_MARK in request.content:
+            outcome.kind = "help"
+        elif len(outcome.messages) == 1 and (request.data or {}).get("message_reference"):
+            outcome.kind = "other"  # an error text, answered as a reply
+        if outcome.kind:
+            outcome.done_at = request.at
+
+    async def wait(self, timeout: float) -> list[Outcome]:
+        """Wait until every expected question has its outcome; returns them in order."""
+        await self.fake.wait_until(lambda: not self.pending(), timeout)
+        return list(self.outcomes.values())
+
+
+async def ask_all(
+    fake: FakeDiscord, tracker: Tracker, questions: list[tuple[Actor, str]]
+) -> list[Outcome]:
+    """Every ``(user, question)`` mentions the bot in the channel, as fast as the gateway
+    sends them; returns their (pending) outcomes."""
+    outcomes = []
+    for actor, text in questions:
+        sent_at = time.monotonic()
+        message = await fake.say(text, actor=actor)
+        outcomes.append(tracker.expect(message, sent_at))
+    return outcomes

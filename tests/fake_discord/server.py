@@ -264,6 +264,11 @@ class FakeDiscord:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(found()) >= count), timeout)
         return found()[:count]
 
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Wait until ``condition()`` holds (checked after every recorded request)."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(condition), timeout)
+
     def rate_limit_once(self, method: str, path_regex: str, retry_after: float = 0.5) -> None:
         """Answer the next matching request with a 429 (``Via`` header set)."""
         self.rate_limits.append(RateLimit(method, re.compile(path_regex), retry_after))

@@ -1,0 +1,230 @@
+"""Load: 50 questions at once through the fake Discord, answered by the real offline pipeline.
+
+Checks that none is lost (each is answered or, if the bot is full, the user is asked to retry),
+that no more than DISCORD_MAX_IN_FLIGHT answers run at once, that the event loop stays
+responsive (answering runs in worker threads) and that memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from answering.pipeline import Pipeline
+from qabot.types import Answer
+
+try:
+    from fake_discord import FakeDiscord
+    from fake_discord.harness import (
+        LoopLag,
+        Tracker,
+        ask_all,
+        discord_pointed_at,
+        pings_nobody,
+        rss_mb,
+        running_bot,
+    )
+except ImportError:  # tests/ is a package
+    from tests.fake_discord import FakeDiscord
+    from tests.fake_discord.harness import (
+        LoopLag,
+        Tracker,
+        ask_all,
+        discord_pointed_at,
+        pings_nobody,
+        rss_mb,
+        running_bot,
+    )
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [
+    "When does Russia plan to leave the ISS?",
+    "Who is the newly appointed director-general of the Russian space agency?",
+    "After which year did Borisov say Russia would leave the ISS partnership?",
+    "When was the first module of the space station launched?",
+    "What is the recipe for banana bread?",  # abstains
+]
+USERS = 50
+MAX_IN_FLIGHT = 4
+#: The issue's bar: answering runs in worker threads, so the loop is never blocked this long.
+MAX_LOOP_LAG = 0.100
+#: 50 answers keep ~50 threads' questions, 50 feedback ids and the fake's ~300 recorded
+#: requests (a few MB at most); the rest of any growth is allocator slack from the worker
+#: threads. A leak that kept, say, each answer's retrieval results or the corpus per question
+#: would cost well over this.
+MAX_RSS_GROWTH_MB = 150
+
+
+class CountingPipeline:
+    """The real pipeline, counting how many ``ask`` calls run at the same time (and each one
+    ``delay`` seconds slower, as with a slow model, when ``delay`` is set)."""
+
+    def __init__(self, inner: Pipeline, delay: float = 0.0) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.running = 0
+        self.max_running = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def ensure_seeded(self) -> None:
+        self.inner.ensure_seeded()
+
+    def ask(self, question: str, **kwargs: Any) -> Answer:
+        with self._lock:
+            self.running += 1
+            self.calls += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            time.sleep(self.delay)
+            return self.inner.ask(question, **kwargs)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class Errors(logging.Handler):
+    """Every ERROR record (a failed answer, an exception in an event handler)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    with discord_pointed_at(server):
+        yield server
+    await server.stop()
+    for request in server.sent_messages():
+        assert len(request.content) <= 2000
+        assert pings_nobody((request.data or {}).get("allowed_mentions")), request
+
+
+@pytest.fixture
+def errors() -> Iterator[Errors]:
+    handler = Errors()
+    loggers = [logging.getLogger(name) for name in ("discord", "bot")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+async def test_fifty_questions_at_once(
+    fake: FakeDiscord, seeds_pipeline: Pipeline, tmp_path: Path, errors: Errors
+) -> None:
+    pipeline = CountingPipeline(seeds_pipeline)
+    async with running_bot(
+        fake,
+        pipeline,
+        tmp_path,
+        discord_max_in_flight=MAX_IN_FLIGHT,
+        discord_cooldown_seconds=600,
+    ) as bot:
+        tracker = Tracker(fake)
+        # Warm up every worker thread (model sessions, allocator arenas) before measuring.
+        warm_up = [(fake.new_member(f"warm{i}"), QUESTIONS[i]) for i in range(MAX_IN_FLIGHT)]
+        await ask_all(fake, tracker, warm_up)
+        await tracker.wait(timeout=120)
+        gc.collect()
+        rss_before = rss_mb()
+
+        users = [fake.new_member(f"user{i}") for i in range(USERS)]
+        lag = LoopLag()
+        lag.start()
+        asked = await ask_all(
+            fake, tracker, [(u, QUESTIONS[i % len(QUESTIONS)]) for i, u in enumerate(users)]
+        )
+        await tracker.wait(timeout=300)
+        await lag.stop()
+        gc.collect()
+        rss_after = rss_mb()
+
+        kinds = [o.kind for o in asked]
+        answered = [o for o in asked if o.kind in ("answer", "abstain")]
+        refused = [o for o in asked if o.kind == "busy"]
+        print(
+            f"\n{USERS} questions: {len(answered)} answered, {len(refused)} asked to retry; "
+            f"at most {pipeline.max_running} answering at once; max loop lag "
+            f"{lag.max * 1000:.1f} ms (worst {[round(x * 1000, 1) for x in lag.worst()]}); "
+            f"RSS {rss_before:.0f} -> {rss_after:.0f} MB; "
+            f"slowest answer {max(o.latency for o in asked):.2f} s"
+        )
+        # None lost: every user got an answer or the friendly "try again" message.
+        assert len(answered) + len(refused) == USERS, kinds
+        for outcome in refused:
+            (message,) = outcome.messages
+            assert "Please try again in a few seconds" in message.content
+        for i, outcome in enumerate(asked):
+            if outcome.kind == "answer":
+                assert outcome.messages[-1].data["embeds"][0]["title"] == "Sources"
+            if outcome.kind in ("answer", "abstain"):
+                assert (outcome.kind == "abstain") == (i % len(QUESTIONS) == len(QUESTIONS) - 1)
+        # The cap held, and it was used.
+        assert 1 <= pipeline.max_running <= MAX_IN_FLIGHT
+        assert pipeline.calls == MAX_IN_FLIGHT + len(answered)
+        assert bot.in_flight == 0
+        # The loop stayed free while answers were computed.
+        assert lag.lags, "the lag monitor never ran"
+        assert lag.max < MAX_LOOP_LAG, lag.worst()
+        assert rss_after - rss_before < MAX_RSS_GROWTH_MB
+
+        # A second question inside the cooldown gets the friendly cooldown message.
+        first = next(o for o in answered)
+        again = next(u for u in users if u.id == first.user_id)
+        (second,) = await ask_all(fake, tracker, [(again, "And who said that?")])
+        await tracker.wait(timeout=60)
+        assert second.kind == "cooldown"
+        assert "Give me a moment: you can ask again in" in second.messages[0].content
+        assert pipeline.calls == MAX_IN_FLIGHT + len(answered)  # not answered
+
+    assert not errors.records, [r.getMessage() for r in errors.records]
+
+
+async def test_when_full_users_are_asked_to_retry_and_none_is_lost(
+    fake: FakeDiscord, seeds_pipeline: Pipeline, tmp_path: Path, errors: Errors
+) -> None:
+    """Slow answers (0.5 s, like a model) and questions arriving faster than 4 slots can
+    answer them: the bot refuses the overflow with the retry message and answers the rest."""
+    pipeline = CountingPipeline(seeds_pipeline, delay=0.5)
+    async with running_bot(fake, pipeline, tmp_path, discord_max_in_flight=MAX_IN_FLIGHT) as bot:
+        tracker = Tracker(fake)
+        users = [fake.new_member(f"user{i}") for i in range(USERS)]
+        asked = []
+        for i, user in enumerate(users):  # 50 questions over about a second
+            asked += await ask_all(fake, tracker, [(user, QUESTIONS[i % len(QUESTIONS)])])
+            await asyncio.sleep(0.02)
+        await tracker.wait(timeout=300)
+
+        answered = [o for o in asked if o.kind in ("answer", "abstain")]
+        refused = [o for o in asked if o.kind == "busy"]
+        print(f"\n{len(answered)} answered, {len(refused)} asked to retry")
+        assert len(answered) + len(refused) == USERS, [o.kind for o in asked]
+        # 50 arrivals in ~1 s against at most 8 answers per second: some must be refused.
+        assert refused
+        for outcome in refused:
+            (message,) = outcome.messages
+            assert "Please try again in a few seconds" in message.content
+            assert str(message.data["message_reference"]["message_id"]) == outcome.question_id
+        assert pipeline.max_running <= MAX_IN_FLIGHT
+        assert pipeline.calls == len(answered)
+        assert bot.in_flight == 0
+    assert not errors.records, [r.getMessage() for r in errors.records]
