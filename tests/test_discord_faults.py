@@ -1,0 +1,65 @@
+"""Discord's REST API failing with 5xx: discord.py retries 500/502 itself; the answer arrives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from answering.pipeline import Pipeline
+
+try:
+    from fake_discord import FakeDiscord
+    from fake_discord.harness import discord_pointed_at, is_post_to, pings_nobody, running_bot
+except ImportError:  # tests/ is a package
+    from tests.fake_discord import FakeDiscord
+    from tests.fake_discord.harness import (
+        discord_pointed_at,
+        is_post_to,
+        pings_nobody,
+        running_bot,
+    )
+
+ISS_QUESTION = "When does Russia plan to leave the ISS?"
+MESSAGES = r"/channels/\d+/messages"
+THREADS = r"/channels/\d+/messages/\d+/threads"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    with discord_pointed_at(server):
+        yield server
+    await server.stop()
+    for request in server.sent_messages():
+        assert pings_nobody((request.data or {}).get("allowed_mentions")), request
+
+
+@pytest.mark.parametrize("status", [500, 502])
+async def test_answer_is_resent_after_a_server_error(
+    fake: FakeDiscord, seeds_pipeline: Pipeline, tmp_path: Path, status: int
+) -> None:
+    async with running_bot(fake, seeds_pipeline, tmp_path):
+        fake.fail("POST", MESSAGES, status)
+        question = await fake.direct_message(ISS_QUESTION)
+        posted = is_post_to(question["channel_id"])
+        await fake.wait_for(lambda r: posted(r) and r.status == 200)
+        failed, ok = [r for r in fake.requests if posted(r)]
+        assert (failed.status, ok.status) == (status, 200)
+        assert ok.content == failed.content and "2028" in ok.content
+        assert ok.at - failed.at >= 0.9  # discord.py waits 1 s before its first retry
+        assert ok.data["embeds"][0]["title"] == "Sources"
+
+
+async def test_thread_is_opened_after_a_server_error(
+    fake: FakeDiscord, seeds_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    async with running_bot(fake, seeds_pipeline, tmp_path):
+        fake.fail("POST", THREADS, 502)
+        question = await fake.say(ISS_QUESTION)
+        (reply,) = await fake.wait_for(is_post_to(question["id"]))  # in the thread
+        assert "2028" in reply.content
+        threads = [r for r in fake.requests if r.path.endswith("/threads")]
+        assert [r.status for r in threads] == [502, 201]
