@@ -57,6 +57,7 @@ class Corpus:
         self._sentences = {
             s: sorted(rs, key=lambda r: r.start) for s, rs in sentences_by_source.items()
         }
+        self.sentence_by_id = {r.id: r for r in sentences or ()}
         # Sentences of a document do not overlap, so their ends rise with their starts.
         self._sentence_ends = {s: [r.end for r in rs] for s, rs in self._sentences.items()}
 
@@ -142,13 +143,17 @@ class HybridSearcher:
             )
             candidates.update(int(i) for i in top if lexical[i] > 0)
         if qvec is not None:
-            for chunk, sim in self.store.query_chunks(qvec, pool):
-                i = corpus.position.get(chunk.id)
-                if i is not None:
+            for chunk_id, sim in self.store.nearest("chunks", qvec, min(pool, len(corpus.chunks))):
+                i = corpus.position.get(chunk_id)
+                if i is not None:  # None: stored after this corpus was read
                     chunk_sim[i] = sim
                     candidates.add(i)
-            for record, sim in self.store.query_sentences(qvec, 2 * pool):
-                sentence_sims[record.id] = sim
+            n_sentences = min(2 * pool, len(corpus.sentence_by_id))
+            for sentence_id, sim in self.store.nearest("sentences", qvec, n_sentences):
+                record = corpus.sentence_by_id.get(sentence_id)
+                if record is None:
+                    continue
+                sentence_sims[sentence_id] = sim
                 for c in corpus.chunks_overlapping(record.source, record.start, record.end):
                     i = corpus.position[c.id]
                     if sim > sent_best.get(i, -1.0):

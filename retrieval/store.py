@@ -177,38 +177,18 @@ class Store:
         ]
 
     @guarded
-    def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
-        """The ``n`` nearest chunks with their cosine similarity."""
-        n = min(n, self.chunks.count())
-        if n <= 0:
-            return []
-        res = self.chunks.query(
-            query_embeddings=[vector], n_results=n, include=["metadatas", "documents", "distances"]
-        )
-        return [
-            (Chunk(cid, m["source"], int(m["start"]), int(m["end"]), doc), 1.0 - float(d))
-            for cid, m, doc, d in zip(
-                res["ids"][0],
-                res["metadatas"][0],
-                res["documents"][0],
-                res["distances"][0],
-                strict=True,
-            )
-        ]
+    def nearest(self, collection: str, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Ids of the ``n`` nearest chunks or sentences, with their cosine similarity.
 
-    @guarded
-    def query_sentences(self, vector: np.ndarray, n: int) -> list[tuple[SentenceRecord, float]]:
-        n = min(n, self.sentences.count())
+        Only ids and distances: the corpus in memory already knows where each record is,
+        and reading metadata and text back for every hit doubled the query's cost.
+        """
         if n <= 0:
             return []
-        res = self.sentences.query(
-            query_embeddings=[vector], n_results=n, include=["metadatas", "distances"]
-        )
+        target = self.chunks if collection == "chunks" else self.sentences
+        res = target.query(query_embeddings=[vector], n_results=n, include=["distances"])
         return [
-            (SentenceRecord(sid, m["source"], int(m["start"]), int(m["end"])), 1.0 - float(d))
-            for sid, m, d in zip(
-                res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True
-            )
+            (rid, 1.0 - float(d)) for rid, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
 
     @guarded
