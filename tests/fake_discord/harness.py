@@ -145,6 +145,7 @@ def rss_mb() -> float:
 BUSY_MARK = "answering a lot of questions"
 COOLDOWN_MARK = "you can ask again in"
 HELP_MARK = "Ask me a question about the documents"
+FAILED_MARK = "Something went wrong while answering"
 
 
 @dataclass
@@ -154,7 +155,7 @@ class Outcome:
     question_id: str
     user_id: str
     sent_at: float
-    kind: str = ""  # answer | abstain | busy | cooldown | help | other ("" while waiting)
+    kind: str = ""  # answer | abstain | busy | cooldown | help | failed ("" while waiting)
     done_at: float = 0.0
     messages: list[Request] = field(default_factory=list)
 
@@ -166,16 +167,20 @@ class Outcome:
 
 class Tracker:
     """Follows the fake's requests (incrementally) and files each bot message under the
-    question it is about: a post in the thread the question opened, or a reply to it."""
+    question it is about: a post in the thread the question opened, a reply to it, or (for
+    a direct message) a post in that DM channel while the question waits."""
 
     def __init__(self, fake: FakeDiscord) -> None:
         self.fake = fake
         self.outcomes: dict[str, Outcome] = {}
+        self._dms: dict[str, Outcome] = {}  # DM channel id -> its waiting question
         self._seen = 0
 
     def expect(self, question: dict[str, Any], sent_at: float) -> Outcome:
         outcome = Outcome(question["id"], question["author"]["id"], sent_at)
         self.outcomes[question["id"]] = outcome
+        if "guild_id" not in question:
+            self._dms[question["channel_id"]] = outcome
         return outcome
 
     def pending(self) -> list[Outcome]:
@@ -193,10 +198,16 @@ class Tracker:
             if len(parts) != 4 or parts[1] != "channels" or parts[3] != "messages":
                 continue
             reference = ((request.data or {}).get("message_reference") or {}).get("message_id")
-            outcome = self.outcomes.get(parts[2]) or self.outcomes.get(str(reference))
+            outcome = (
+                self.outcomes.get(parts[2])
+                or self.outcomes.get(str(reference))
+                or self._dms.get(parts[2])
+            )
             if outcome is not None and not outcome.kind:
                 outcome.messages.append(request)
                 self._classify(outcome, request)
+                if outcome.kind:
+                    self._dms = {c: o for c, o in self._dms.items() if o is not outcome}
 
     @staticmethod
     def _classify(outcome: Outcome, request: Request) -> None:
@@ -209,8 +220,8 @@ class Tracker:
             outcome.kind = "cooldown"
         elif HELP_MARK in request.content:
             outcome.kind = "help"
-        elif len(outcome.messages) == 1 and (request.data or {}).get("message_reference"):
-            outcome.kind = "other"  # an error text, answered as a reply
+        elif FAILED_MARK in request.content:
+            outcome.kind = "failed"
         if outcome.kind:
             outcome.done_at = request.at
 
