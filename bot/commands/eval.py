@@ -57,24 +57,9 @@ def _retrievers(values: list[str]) -> list[str]:
 
 
 def _ingest(pipeline: EvalPipeline, paths: list[Path]) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from bot.commands.core import ingest_with_progress
 
-    from evaluation.runner import ingest
-
-    with Progress(
-        TextColumn("Ingesting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[source]}"),
-        console=errors,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("ingest", total=None, source="")
-
-        def progress(source: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, source=source[-50:])
-
-        ingest(pipeline, paths, progress)
+    ingest_with_progress(pipeline, lambda progress: pipeline.ingest(paths, progress))
 
 
 def _prepare(
