@@ -24,6 +24,7 @@ from qabot.types import Answer
 try:
     from fake_discord import FakeDiscord
     from fake_discord.harness import (
+        GcPauses,
         LoopLag,
         Tracker,
         ask_all,
@@ -35,6 +36,7 @@ try:
 except ImportError:  # tests/ is a package
     from tests.fake_discord import FakeDiscord
     from tests.fake_discord.harness import (
+        GcPauses,
         LoopLag,
         Tracker,
         ask_all,
@@ -56,11 +58,12 @@ USERS = 50
 MAX_IN_FLIGHT = 4
 #: The issue's bar: answering runs in worker threads, so the loop is never blocked this long.
 MAX_LOOP_LAG = 0.100
-#: 50 answers keep ~50 threads' questions, 50 feedback ids and the fake's ~300 recorded
-#: requests (a few MB at most); the rest of any growth is allocator slack from the worker
-#: threads. A leak that kept, say, each answer's retrieval results or the corpus per question
-#: would cost well over this.
-MAX_RSS_GROWTH_MB = 150
+#: What 50 more answers legitimately keep is small: discord.py's message cache (at most 1,000
+#: messages), 50 remembered threads and cooldowns, and the fake's record of ~300 requests and
+#: messages: a few MB (measured: +2 to +5 MB here, +33 MB for 500 questions in
+#: bench/discord_load.py). The bound leaves room for allocator slack from the worker threads
+#: and still fails if each answer leaked about 2 MB (its retrieval results, a corpus copy).
+MAX_RSS_GROWTH_MB = 100
 
 
 class CountingPipeline:
@@ -149,12 +152,21 @@ async def test_fifty_questions_at_once(
 
         users = [fake.new_member(f"user{i}") for i in range(USERS)]
         lag = LoopLag()
-        lag.start()
-        asked = await ask_all(
-            fake, tracker, [(u, QUESTIONS[i % len(QUESTIONS)]) for i, u in enumerate(users)]
-        )
-        await tracker.wait(timeout=300)
-        await lag.stop()
+        # This process also holds whatever earlier tests left alive; a full collection's
+        # pause grows with that, so it is set aside (a running bot has only its own objects).
+        gc.freeze()
+        try:
+            with GcPauses() as pauses:
+                lag.start()
+                asked = await ask_all(
+                    fake,
+                    tracker,
+                    [(u, QUESTIONS[i % len(QUESTIONS)]) for i, u in enumerate(users)],
+                )
+                await tracker.wait(timeout=300)
+                await lag.stop()
+        finally:
+            gc.unfreeze()
         gc.collect()
         rss_after = rss_mb()
 
@@ -164,7 +176,8 @@ async def test_fifty_questions_at_once(
         print(
             f"\n{USERS} questions: {len(answered)} answered, {len(refused)} asked to retry; "
             f"at most {pipeline.max_running} answering at once; max loop lag "
-            f"{lag.max * 1000:.1f} ms (worst {[round(x * 1000, 1) for x in lag.worst()]}); "
+            f"{lag.max * 1000:.1f} ms, {lag.own_max * 1000:.1f} ms of it not waiting for a CPU "
+            f"(worst, ms: {lag.worst()}); longest GC pause {pauses.max * 1000:.1f} ms; "
             f"RSS {rss_before:.0f} -> {rss_after:.0f} MB; "
             f"slowest answer {max(o.latency for o in asked):.2f} s"
         )
@@ -184,7 +197,10 @@ async def test_fifty_questions_at_once(
         assert bot.in_flight == 0
         # The loop stayed free while answers were computed.
         assert lag.lags, "the lag monitor never ran"
-        assert lag.max < MAX_LOOP_LAG, lag.worst()
+        # Measured without the time the kernel kept the loop's thread waiting for a CPU (on
+        # an overloaded machine, an idle process sees 100+ ms stalls too); what is left is the
+        # loop busy or waiting for the GIL, i.e. work done on or against the loop.
+        assert lag.own_max < MAX_LOOP_LAG, (lag.worst(), pauses.pauses)
         assert rss_after - rss_before < MAX_RSS_GROWTH_MB
 
         # A second question inside the cooldown gets the friendly cooldown message.

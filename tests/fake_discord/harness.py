@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,20 +103,46 @@ def custom_ids(request: Request) -> list[str]:
     return [c["custom_id"] for row in rows for c in row.get("components", [])]
 
 
+SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def _schedstat() -> tuple[float, float]:
+    """This thread's seconds on a CPU and seconds runnable but waiting for one (Linux
+    schedstat; zeros where it is not available)."""
+    try:
+        on_cpu, waiting = SCHEDSTAT.read_text().split()[:2]
+        return int(on_cpu) / 1e9, int(waiting) / 1e9
+    except (OSError, ValueError):
+        return 0.0, 0.0
+
+
 class LoopLag:
     """How late the event loop wakes a coroutine that sleeps ``interval`` s in a loop: a
-    blocking call on the loop shows up as lag of about its duration."""
+    blocking call on the loop shows up as lag of about its duration.
+
+    Each sample also records how long the loop's thread sat runnable in the kernel's run
+    queue meanwhile, i.e. the part of the lag the machine caused (other processes had the
+    CPUs). ``own`` leaves that part out: what remains is time the loop's thread was busy
+    itself (``cpu``) or blocked (waiting for the GIL, or a blocking call), which is what
+    answering off the loop must keep small.
+    """
 
     def __init__(self, interval: float = 0.01) -> None:
         self.interval = interval
         self.lags: list[float] = []
+        self.own: list[float] = []  # lag minus the run-queue wait of the same interval
+        self.cpu: list[float] = []  # the loop thread's CPU time in the same interval
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
-            start = time.perf_counter()
+            start, (cpu, waited) = time.perf_counter(), _schedstat()
             await asyncio.sleep(self.interval)
-            self.lags.append(time.perf_counter() - start - self.interval)
+            lag = time.perf_counter() - start - self.interval
+            cpu_after, waited_after = _schedstat()
+            self.lags.append(lag)
+            self.own.append(max(0.0, lag - (waited_after - waited)))
+            self.cpu.append(cpu_after - cpu)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -129,8 +157,55 @@ class LoopLag:
     def max(self) -> float:
         return max(self.lags, default=0.0)
 
-    def worst(self, n: int = 5) -> list[float]:
-        return sorted(self.lags, reverse=True)[:n]
+    @property
+    def own_max(self) -> float:
+        return max(self.own, default=0.0)
+
+    def worst(self, n: int = 5) -> list[tuple[float, float, float]]:
+        """The ``n`` largest lags in ms, each with its own part (run-queue wait left out) and
+        the loop thread's CPU time in it: ``(lag, own, cpu)``."""
+        rows = sorted(zip(self.lags, self.own, self.cpu, strict=True), reverse=True)[:n]
+        return [tuple(round(x * 1000, 1) for x in row) for row in rows]  # type: ignore[misc]
+
+    def worst_own(self) -> tuple[float, float, float]:
+        """The sample with the largest own lag, in ms: ``(lag, own, cpu)``."""
+        if not self.own:
+            return (0.0, 0.0, 0.0)
+        i = max(range(len(self.own)), key=self.own.__getitem__)
+        return (
+            round(self.lags[i] * 1000, 1),
+            round(self.own[i] * 1000, 1),
+            round(self.cpu[i] * 1000, 1),
+        )
+
+
+class GcPauses:
+    """The garbage collector's pauses while active (``with GcPauses() as pauses``): a full
+    collection stops every thread, the event loop's included, for a time that grows with the
+    number of live objects."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._started: dict[int, float] = {}
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        thread = threading.get_ident()
+        if phase == "start":
+            self._started[thread] = time.perf_counter()
+        elif thread in self._started:
+            took = time.perf_counter() - self._started.pop(thread)
+            self.pauses.append((info["generation"], took))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    @property
+    def max(self) -> float:
+        return max((took for _, took in self.pauses), default=0.0)
 
 
 def rss_mb() -> float:
