@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -111,3 +112,39 @@ async def test_sharded_bot_answers_a_mention_and_a_dm(
         (dm_reply,) = await fake.wait_for(is_post_to(dm["channel_id"]))
         assert "2028" in dm_reply.content
         assert dm["id"] in [p["d"]["id"] for p in fake.gateway.dispatched(0, "MESSAGE_CREATE")]
+
+
+async def test_two_bots_split_the_shards_and_each_question_is_answered_once(
+    fake: FakeDiscord, seeds_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """What two processes would do (docs/operations.md): the same token, shard_count=2,
+    each running one shard id; every question reaches one of them only."""
+    put_guild_on_shard(fake, 1, 2)
+    settings = Settings(
+        _env_file=None,
+        qabot_data_dir=tmp_path,
+        discord_token=fake.token,
+        discord_cooldown_seconds=0,
+        qabot_shards="2",
+    )
+    bots = []
+    for shard_id in (0, 1):
+        bot = ShardedQabotBot(settings, seeds_pipeline, shard_count=2, shard_ids=[shard_id])
+        bots.append(bot)
+    async with (
+        running_bot(fake, seeds_pipeline, tmp_path, bot=bots[0]) as first,
+        running_bot(fake, seeds_pipeline, tmp_path, bot=bots[1]) as second,
+    ):
+        assert list(first.shards) == [0] and list(second.shards) == [1]
+        assert first.get_guild(int(fake.guild_id)) is None  # the guild lives on shard 1
+        assert second.get_guild(int(fake.guild_id)) is not None
+
+        question = await fake.say(ISS_QUESTION)
+        dm = await fake.direct_message(ISS_QUESTION, actor=fake.bob)
+        (reply,) = await fake.wait_for(is_post_to(question["id"]))
+        (dm_reply,) = await fake.wait_for(is_post_to(dm["channel_id"]))
+        assert "2028" in reply.content and "2028" in dm_reply.content
+        await asyncio.sleep(0.5)  # a second answer would have arrived by now
+        assert len([r for r in fake.requests if is_post_to(question["id"])(r)]) == 1
+        assert len([r for r in fake.requests if is_post_to(dm["channel_id"])(r)]) == 1
+        assert first.stats.answered == 1 and second.stats.answered == 1

@@ -63,18 +63,21 @@ async def running_bot(
     data_dir: Path,
     *,
     settings: Settings | None = None,
+    bot: QabotBot | None = None,
     identify_wait: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[QabotBot]:
-    """The bot from ``create_bot`` (no cooldown unless overridden), started and ready.
+    """The bot from ``create_bot`` (no cooldown unless overridden), or ``bot``, started and
+    ready.
 
     ``fake`` must be started and discord.py pointed at it (:func:`discord_pointed_at`).
     """
-    if settings is None:
-        values: dict[str, Any] = {"discord_cooldown_seconds": 0, "discord_token": fake.token}
-        values.update(overrides)
-        settings = Settings(_env_file=None, qabot_data_dir=data_dir, **values)
-    bot = create_bot(settings, pipeline=pipeline)
+    if bot is None:
+        if settings is None:
+            values: dict[str, Any] = {"discord_cooldown_seconds": 0, "discord_token": fake.token}
+            values.update(overrides)
+            settings = Settings(_env_file=None, qabot_data_dir=data_dir, **values)
+        bot = create_bot(settings, pipeline=pipeline)
     bot._connection.guild_ready_timeout = 0.1  # don't wait 2 s for more guilds
     if not identify_wait:
         bot.before_identify_hook = _identify_now  # type: ignore[method-assign]
