@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from answering.absent_names import absent_names
 from qabot.types import Citation
 from retrieval.embeddings import Embedder
 from retrieval.lexical import LexicalIndex, terms
@@ -197,6 +198,10 @@ class OfflineAnswerer:
             or margin >= MIN_MARGIN
             or (margin >= SUPPORTING_MARGIN and best.context_coverage >= SUPPORTING_COVERAGE)
         )
+        # Names the documents never mention leave only the lexical evidence standing: a
+        # sentence that is merely close in meaning answers a different question.
+        if best.coverage < MIN_COVERAGE and absent_names(question, self.corpus.lexical):
+            answerable = False
         if not answerable:
             return ABSTAIN_TEXT, [], True
         chosen = [best]
