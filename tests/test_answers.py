@@ -50,6 +50,10 @@ UNRELATED = [
     "How do I bake sourdough bread?",
     "Who won the 2018 football World Cup?",
     "What is the boiling point of mercury?",
+    # Close in topic (space stations), but about things the articles never name:
+    "What does the article about the Artemis program say about the Lunar Gateway?",
+    "When will the Tiangong station be finished?",
+    "Who is the CEO of SpaceX?",
 ]
 
 
