@@ -22,6 +22,7 @@ METRICS: tuple[str, ...] = (
     "cite_verbatim",
     "cite_gold",
     "correct_cited",
+    "model_answered",
 )
 #: Latency metrics (milliseconds, lower is better).
 LATENCY: tuple[str, ...] = ("latency_p50_ms", "latency_p95_ms", "latency_max_ms")
@@ -86,6 +87,9 @@ class QuestionResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     answered: bool = True  # False when the run measured retrieval only
+    backend: str = ""  # who wrote the answer: "offline", or the model (e.g. "openai:gpt-4o")
+    notice: str | None = None  # e.g. the model was unavailable and the offline answer is shown
+    dropped_citations: int = 0
 
     @property
     def passed(self) -> bool | None:
@@ -113,6 +117,9 @@ class QuestionResult:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "passed": self.passed,
             "reasons": self.reasons,
+            "backend": self.backend,
+            "notice": self.notice,
+            "dropped_citations": self.dropped_citations,
         }
 
 
@@ -161,6 +168,14 @@ def summarise(results: Sequence[QuestionResult]) -> dict[str, float | int | None
             sum(not r.reasons and r.cites_gold for r in ans if r.item.sources), len(ans)
         ),
         "citations": len(citations),
+        # With a model backend: the share of answers the model wrote and that survived the
+        # citation checks (the rest fell back to the offline answer or an abstention).
+        "model_answered": (
+            _share(sum(r.backend not in ("", "offline") for r in answered), len(answered))
+            if any(r.backend not in ("", "offline") or r.notice for r in answered)
+            else None  # the offline backend: no model involved
+        ),
+        "dropped_citations": sum(r.dropped_citations for r in answered),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         "latency_max_ms": max(latencies) if latencies else None,

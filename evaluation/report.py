@@ -24,6 +24,7 @@ LABELS = {
     "cite_verbatim": "citations verbatim",
     "cite_gold": "answers citing a gold source",
     "correct_cited": "answerable: passed and cites gold",
+    "model_answered": "answers written by the model (verified)",
     "latency_p50_ms": "latency p50 (ms)",
     "latency_p95_ms": "latency p95 (ms)",
     "latency_max_ms": "latency max (ms)",

@@ -138,8 +138,11 @@ def ask_one(pipeline: Pipeline, item: GoldItem, mode: Mode, k: int) -> QuestionR
         retrieved=ranking,
         first_hit=first_relevant_rank([h["source"] for h in ranking], item.sources),
         latency_ms=latency,
-        timings_ms=dict(answer.timings_ms) | {"dropped_citations": answer.dropped_citations},
+        timings_ms=dict(answer.timings_ms),
         reasons=judge(item, answer.text, answer.abstained),
+        backend=answer.backend,
+        notice=answer.notice,
+        dropped_citations=answer.dropped_citations,
     )
 
 

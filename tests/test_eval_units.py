@@ -127,6 +127,18 @@ def test_summary_metrics() -> None:
     assert s["correct_cited"] == pytest.approx(1 / 3)
     assert s["cite_verbatim"] == 1.0
     assert s["latency_max_ms"] == 30.0
+    assert s["model_answered"] is None  # every answer came from the offline backend
+
+
+def test_model_answered_counts_answers_the_model_wrote() -> None:
+    a = GoldItem("a", "Q?", ["x"], ["a.txt"])
+    wrote, fell_back = _result(a, 1, False, "d/a.txt"), _result(a, 1, False, "d/a.txt")
+    wrote.backend, wrote.dropped_citations = "openai:m", 1
+    fell_back.backend, fell_back.notice = "offline", "The model openai:m was unavailable"
+    fell_back.dropped_citations = 2
+    s = summarise([wrote, fell_back])
+    assert s["model_answered"] == 0.5 and s["dropped_citations"] == 3
+    assert wrote.to_dict()["backend"] == "openai:m"
 
 
 def test_percentile_and_bars() -> None:

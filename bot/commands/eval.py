@@ -143,6 +143,8 @@ def print_summary(runs: list[EvalRun], title: str) -> None:
     for run in runs:
         table.add_column(run.mode, justify="right")
     for name in ("questions", "answerable", "unanswerable", *METRICS, *LATENCY):
+        if all(r.summary.get(name) is None for r in runs) and name == "model_answered":
+            continue
         table.add_row(LABELS.get(name, name), *(fmt(r.summary.get(name), name) for r in runs))
     console.print(table)
     for run in runs:
