@@ -48,7 +48,9 @@ class QabotBot(commands.Bot):
         self.feedback = FeedbackStore(settings.data_dir / "discord" / "feedback.sqlite3")
         self.stats = AnswerStats()
         self.max_in_flight = settings.discord_max_in_flight
-        self.in_flight = 0
+        self.max_waiting = settings.discord_max_waiting
+        self.in_flight = 0  # questions being answered now
+        self.admitted = 0  # questions accepted and not finished: answering or waiting a turn
         self._slots = asyncio.Semaphore(self.max_in_flight)
 
     async def setup_hook(self) -> None:
@@ -68,26 +70,37 @@ class QabotBot(commands.Bot):
     # ---- answering -------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """Whether as many questions as allowed are already being answered."""
-        return self.in_flight >= self.max_in_flight
+        """Whether every answering slot and every place in the waiting list is taken."""
+        return self.admitted >= self.max_in_flight + self.max_waiting
+
+    def admit(self) -> bool:
+        """Reserve a place for one question (release it with :meth:`release`); False if busy.
+
+        Admission is decided when the question arrives, not when its answer starts, so a
+        burst cannot slip past the limit while the first answers are still being set up.
+        """
+        if self.busy:
+            return False
+        self.admitted += 1
+        return True
+
+    def release(self) -> None:
+        self.admitted -= 1
 
     async def answer(self, question: str, history: Sequence[str] = ()) -> Answer:
         """Answer off the event loop (at most ``max_in_flight`` at once) and count it."""
-        self.in_flight += 1
-        try:
-            async with self._slots:
-                started = time.perf_counter()
-                try:
-                    answer = await asyncio.to_thread(
-                        self.pipeline.ask, question, history=list(history)
-                    )
-                except Exception:
-                    self.stats.record_failure()
-                    raise
-                self.stats.record(time.perf_counter() - started, abstained=answer.abstained)
-                return answer
-        finally:
-            self.in_flight -= 1
+        async with self._slots:
+            self.in_flight += 1
+            started = time.perf_counter()
+            try:
+                answer = await asyncio.to_thread(self.pipeline.ask, question, history=list(history))
+            except Exception:
+                self.stats.record_failure()
+                raise
+            finally:
+                self.in_flight -= 1
+            self.stats.record(time.perf_counter() - started, abstained=answer.abstained)
+            return answer
 
     def is_allowed_channel(self, channel: object) -> bool:
         """Whether the channel allowlist (empty: every channel) admits ``channel``."""

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     discord_allow_dms: bool = Field(True, description="Answer direct messages.")
     discord_cooldown_seconds: float = Field(10.0, ge=0, description="Per-user pause (s).")
     discord_max_in_flight: int = Field(4, ge=1, le=64, description="Questions answered at once.")
+    discord_max_waiting: int = Field(
+        100, ge=0, le=10_000, description="Questions waiting for a turn; beyond: 'try again'."
+    )
     discord_admin_role: str | None = Field(
         None, description="Role (name or id) allowed to use admin commands besides Manage Server."
     )

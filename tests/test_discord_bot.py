@@ -26,8 +26,10 @@ from qabot.types import Answer
 
 try:
     from fake_discord import FakeDiscord, Request
+    from fake_discord.harness import all_released
 except ImportError:  # tests/ is a package
     from tests.fake_discord import FakeDiscord, Request
+    from tests.fake_discord.harness import all_released
 
 
 def pings_nobody(allowed_mentions: dict[str, Any] | None) -> bool:
@@ -451,7 +453,7 @@ async def test_slow_answers_keep_the_heartbeat_going_and_in_flight_is_capped(
     fake: FakeDiscord, start_bot: StartBot, pipeline: Pipeline
 ) -> None:
     fake.gateway.heartbeat_interval_ms = 150
-    await start_bot(pipe=SlowAnswers(pipeline), discord_max_in_flight=1)
+    await start_bot(pipe=SlowAnswers(pipeline), discord_max_in_flight=1, discord_max_waiting=0)
     first = await fake.direct_message(ISS_QUESTION)
     await fake.wait_for(lambda r: r.path == f"/channels/{first['channel_id']}/typing")
     beats_before = len(fake.gateway.ops(1))
@@ -462,3 +464,21 @@ async def test_slow_answers_keep_the_heartbeat_going_and_in_flight_is_capped(
     assert "2028" in answer.content
     # the event loop stayed free during the blocking second: heartbeats kept flowing
     assert len(fake.gateway.ops(1)) - beats_before >= 4
+
+
+async def test_a_question_waits_its_turn_when_every_slot_is_taken(
+    fake: FakeDiscord, start_bot: StartBot, pipeline: Pipeline
+) -> None:
+    bot = await start_bot(
+        pipe=SlowAnswers(pipeline), discord_max_in_flight=1, discord_max_waiting=1
+    )
+    first = await fake.direct_message(ISS_QUESTION)
+    await fake.wait_for(lambda r: r.path == f"/channels/{first['channel_id']}/typing")
+    second = await fake.direct_message(ISS_QUESTION, actor=fake.bob)
+    await fake.wait_for(lambda r: r.path == f"/channels/{second['channel_id']}/typing")
+    assert bot.admitted == 2 and bot.in_flight == 1  # one answering, one waiting its turn
+    (answer_1,) = await fake.wait_for(is_post_to(first["channel_id"]))
+    (answer_2,) = await fake.wait_for(is_post_to(second["channel_id"]))
+    assert "2028" in answer_1.content and "2028" in answer_2.content
+    await all_released(bot)
+    assert bot.admitted == 0 and bot.in_flight == 0

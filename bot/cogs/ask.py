@@ -112,11 +112,19 @@ class Ask(commands.Cog):
         if not question:
             await message.reply(HELP.format(name=me.name), allowed_mentions=NO_MENTIONS)
             return
-        refusal = self._refusal(message.author.id)
+        refusal = self._admit(message.author.id)
         if refusal:
             await message.reply(refusal, allowed_mentions=NO_MENTIONS)
             return
+        try:
+            await self._answer_message(message, question, in_our_thread)
+        finally:
+            self.bot.release()
 
+    async def _answer_message(
+        self, message: discord.Message, question: str, in_our_thread: bool
+    ) -> None:
+        channel = message.channel
         history = await self._thread_history(channel, message) if in_our_thread else []
         target: discord.abc.Messageable = channel
         reply_to: discord.Message | None = message
@@ -159,12 +167,18 @@ class Ask(commands.Cog):
                 allowed_mentions=NO_MENTIONS,
             )
             return
-        refusal = self._refusal(interaction.user.id)
+        refusal = self._admit(interaction.user.id)
         if refusal:
             await interaction.response.send_message(
                 refusal, ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
+        try:
+            await self._answer_interaction(interaction, question)
+        finally:
+            self.bot.release()
+
+    async def _answer_interaction(self, interaction: discord.Interaction, question: str) -> None:
         await interaction.response.defer(thinking=True)
         channel = interaction.channel
         in_our_thread = (
@@ -191,12 +205,18 @@ class Ask(commands.Cog):
             )
 
     # ---- shared -----------------------------------------------------------------------------
-    def _refusal(self, user_id: int) -> str | None:
-        """Why this question is not answered now (busy, cooldown), or ``None``."""
-        if self.bot.busy:
+    def _admit(self, user_id: int) -> str | None:
+        """Take a place for this question (``None``), or say why it is not answered now.
+
+        A ``None`` must be paired with ``self.bot.release()`` once the question is done.
+        """
+        if not self.bot.admit():
             return BUSY
         wait = self.cooldown.retry_after(user_id)
-        return cooldown_text(wait) if wait > 0 else None
+        if wait > 0:
+            self.bot.release()
+            return cooldown_text(wait)
+        return None
 
     async def _thread_history(
         self, thread: object, current: discord.Message | None = None

@@ -96,6 +96,13 @@ async def running_bot(
         await asyncio.wait_for(task, 10)
 
 
+async def all_released(bot: Any, timeout: float = 5.0) -> None:
+    """Wait until the bot has given back every question's place (just after its last send)."""
+    deadline = time.monotonic() + timeout
+    while bot.admitted and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def is_post_to(channel_id: str) -> Callable[[Request], bool]:
     """A message the bot posted in ``channel_id`` (any status)."""
     return lambda r: r.method == "POST" and r.path == f"/channels/{channel_id}/messages"
