@@ -11,7 +11,8 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from discord import app_commands
@@ -33,6 +34,21 @@ HISTORY_TURNS = 6
 BUSY = "I'm answering a lot of questions right now. Please try again in a few seconds."
 FAILED = "Something went wrong while answering. Please try again."
 HELP = "Ask me a question about the documents, e.g. `@{name} When was the station launched?`"
+#: discord.py retries a 500, 502, 504 or 524 itself; a 503, or an error that outlasts its
+#: retries, would lose a finished answer, so sending it is tried again after 1 s, then 2 s.
+SEND_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+async def send_retrying(send: Callable[[], Awaitable[T]]) -> T:
+    """``await send()``, tried again when Discord answers with a server error."""
+    for attempt in range(SEND_ATTEMPTS - 1):
+        try:
+            return await send()
+        except discord.DiscordServerError as exc:
+            log.info("Discord answered %s; sending again", exc.status)
+            await asyncio.sleep(2**attempt)
+    return await send()
 
 
 class Cooldown:
@@ -197,11 +213,13 @@ class Ask(commands.Cog):
         view = await self._view(answer)
         for i, part in enumerate(rendered.contents):
             last = i == len(rendered.contents) - 1
-            await interaction.followup.send(
-                part,
-                embed=rendered.embed if last and rendered.embed else discord.utils.MISSING,
-                view=view if last else discord.utils.MISSING,
-                allowed_mentions=NO_MENTIONS,
+            await send_retrying(
+                lambda part=part, last=last: interaction.followup.send(
+                    part,
+                    embed=rendered.embed if last and rendered.embed else discord.utils.MISSING,
+                    view=view if last else discord.utils.MISSING,
+                    allowed_mentions=NO_MENTIONS,
+                )
             )
 
     # ---- shared -----------------------------------------------------------------------------
@@ -268,17 +286,23 @@ class Ask(commands.Cog):
                 if rendered.embed is not None:
                     kwargs["embed"] = rendered.embed
             if i == 0 and reply_to is not None:
-                await reply_to.reply(part, mention_author=False, **kwargs)
+                await send_retrying(
+                    lambda part=part, kwargs=kwargs: reply_to.reply(
+                        part, mention_author=False, **kwargs
+                    )
+                )
             else:
-                await target.send(part, **kwargs)
+                await send_retrying(lambda part=part, kwargs=kwargs: target.send(part, **kwargs))
 
     async def _send_text(
         self, target: discord.abc.Messageable, text: str, reply_to: discord.Message | None
     ) -> None:
         if reply_to is not None:
-            await reply_to.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
+            await send_retrying(
+                lambda: reply_to.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
+            )
         else:
-            await target.send(text, allowed_mentions=NO_MENTIONS)
+            await send_retrying(lambda: target.send(text, allowed_mentions=NO_MENTIONS))
 
 
 async def setup(bot: QabotBot) -> None:
