@@ -138,3 +138,14 @@ def test_json_shape(seeds_pipeline):
     assert set(data["citations"][0]) == {"n", "source", "start", "end", "excerpt"}
     assert all(set(r) == {"source", "start", "end", "score"} for r in data["retrieved"])
     assert re.search(r"\[1\]", data["answer"])
+
+
+def test_query_embedding_reads_one_model_window():
+    from retrieval.embeddings import QUERY_WINDOW_TOKENS, get_embedder
+
+    embedder = get_embedder()
+    long_question = "Где находится станция и когда Россия её покинет? " * 80
+    cut = embedder._one_window(long_question)
+    assert long_question.startswith(cut) and len(cut) < len(long_question)
+    assert embedder._model.token_count(cut, is_query=True) <= QUERY_WINDOW_TOKENS
+    assert embedder._one_window("When does Russia leave?") == "When does Russia leave?"
