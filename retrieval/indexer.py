@@ -3,16 +3,19 @@
 Idempotent and crash-safe: ids come from content, sentences are written before chunks, and a
 document counts as stored only when both counts recorded in its chunks' metadata are present
 under its current hash. An ingest killed half-way is therefore seen as "changed" next time,
-re-upserted under the same ids (no duplicates) and its stale rows deleted.
+re-upserted under the same ids (no duplicates) and its stale rows deleted. Removal goes the
+other way (sentences first, chunks last), so a document half-removed is still listed and
+removed next time. The chunks are the commit record: written last, deleted last.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from qabot.errors import InputError
+from qabot.errors import InputError, StoreError
 from qabot.types import Chunk, Document, IngestReport
 from retrieval.chunking import chunk_document, chunk_id, document_hash
 from retrieval.embeddings import Embedder
@@ -86,8 +89,9 @@ def write_document(store: Store, embedder: Embedder, prepared: PreparedDocument)
 
 def remove_source(store: Store, source: str) -> None:
     c_ids, _, s_ids, _ = store.source_state(source)
-    store.delete("chunks", c_ids)
+    # Chunks last: the sources still to remove are found through them.
     store.delete("sentences", s_ids)
+    store.delete("chunks", c_ids)
 
 
 def _in_scope(source: str, roots: list[str]) -> bool:
@@ -120,17 +124,31 @@ def sync(
         doc = result.document
         seen.add(doc.source)
         prepared = prepare(doc, chunk_tokens, overlap)
-        exists, complete = is_stored(store, doc.source, prepared.doc_hash)
-        if complete:
-            report.unchanged.append(doc.source)
-            continue
-        report.chunks_written += write_document(store, embedder, prepared)
+        with _stopped_at(f"{doc.source} ({i - 1} of {len(results)} documents done)"):
+            exists, complete = is_stored(store, doc.source, prepared.doc_hash)
+            if complete:
+                report.unchanged.append(doc.source)
+                continue
+            report.chunks_written += write_document(store, embedder, prepared)
         (report.updated if exists else report.added).append(doc.source)
     if progress:
         progress("", len(results), len(results))
     roots = [display_path(p) for p in paths]
-    for source in store.sources():
-        if source not in seen and _in_scope(source, roots) and not Path(source).exists():
-            remove_source(store, source)
-            report.removed.append(source)
+    with _stopped_at("the removal of deleted documents"):
+        for source in store.sources():
+            if source not in seen and _in_scope(source, roots) and not Path(source).exists():
+                remove_source(store, source)
+                report.removed.append(source)
     return report
+
+
+@contextmanager
+def _stopped_at(where: str) -> Iterator[None]:
+    """Say where an ingest stopped when the store fails, and that running it again finishes it."""
+    try:
+        yield
+    except StoreError as exc:
+        reason = str(exc).rstrip(". ")
+        raise StoreError(
+            f"{reason}. The ingest stopped at {where}: run it again to finish it."
+        ) from exc

@@ -20,6 +20,7 @@ import numpy as np
 
 from qabot.errors import InputError, StoreError
 from qabot.types import Chunk
+from retrieval.chroma_recovery import forget_failed_open, reopen, set_aside, with_space
 from retrieval.embeddings import DIMENSIONS, E5EmbeddingFunction
 
 P = ParamSpec("P")
@@ -65,19 +66,30 @@ def _is_store_failure(exc: BaseException) -> bool:
 
 
 def guarded(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn a store failure inside ``method`` into a one-line :class:`StoreError`."""
+    """Turn a store failure inside ``method`` into a one-line :class:`StoreError`.
+
+    A failed write to the embedded store also sets its client aside, and the next call opens a
+    fresh one first (see :mod:`retrieval.chroma_recovery`).
+    """
+    write = method.__name__ in ("upsert", "delete")
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0] if args else None
+        where = getattr(store, "location", "the store")
         try:
+            if getattr(store, "_wedged_client", None) is not None:
+                reopen(store, required=write)
             return method(*args, **kwargs)
         except StoreError:
             raise
         except Exception as exc:
             if not _is_store_failure(exc):
                 raise
-            where = getattr(args[0], "location", "the store") if args else "the store"
-            raise StoreError(f"The vector store ({where}) failed: {_first_line(exc)}") from exc
+            if write:
+                set_aside(store)
+            message = f"The vector store ({where}) failed: {_first_line(exc)}"
+            raise StoreError(with_space(message, where)) from exc
 
     return wrapper
 
@@ -113,10 +125,13 @@ def open_client(data_dir: Path, chroma_url: str | None = None) -> Any:
             raise StoreError(
                 f"Cannot reach the Chroma server at {chroma_url}: {_first_line(exc)}"
             ) from exc
+    path = str(data_dir / "chroma")
     try:
-        return chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chroma_settings)
+        return chromadb.PersistentClient(path=path, settings=chroma_settings)
     except Exception as exc:  # chromadb raises several types for a bad or locked directory
-        raise StoreError(f"Cannot open the store in {data_dir}: {exc}") from exc
+        forget_failed_open(path)
+        message = f"Cannot open the store in {data_dir}: {_first_line(exc)}"
+        raise StoreError(with_space(message, str(data_dir))) from exc
 
 
 class Store:

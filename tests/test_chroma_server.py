@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from answering.pipeline import Pipeline
+from bot.cli import app
 from qabot.errors import StoreError
 from qabot.settings import Settings
 from tests.conftest import SEEDS
@@ -69,14 +71,27 @@ def test_ingest_and_ask_through_a_chroma_server(server, tmp_path):
     assert "2028" in answer.text and answer.citations
     assert first.ingest([docs]).unchanged and len(second.sources()) == 2
 
-    # The server restarts on the same path: data is still there and answers still come.
+    # The server stops: asking gives one clear line, in the library and on the command line.
+    before = second.sources(), set(second.store.chunks.get()["ids"])
     proc.kill()
     proc.wait()
-    with pytest.raises(StoreError, match="vector store"):
+    with pytest.raises(StoreError, match="vector store") as down:
         second.ask("Who is the NASA Administrator?")
+    assert url in str(down.value) and len(str(down.value).splitlines()) == 1
+    env = {"QABOT_CHROMA_URL": url, "QABOT_DATA_DIR": str(tmp_path / "c")}
+    for args in (["ask", "Who is the NASA Administrator?"], ["ingest", str(docs)]):
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert "Cannot reach the Chroma server" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr + result.stdout
+
+    # It restarts on the same path and port: the same Pipeline (qabot was not restarted)
+    # answers again, from the data it had.
     restarted = start_server(path, port)
     try:
         assert "Nelson" in second.ask("Who is the NASA Administrator?").text
+        assert (second.sources(), set(second.store.chunks.get()["ids"])) == before
     finally:
         restarted.kill()
         restarted.wait()
