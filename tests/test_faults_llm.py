@@ -110,6 +110,7 @@ def test_whole_reply_cut_mid_body_is_retried(pipeline, server):
     assert len(server.requests) == 2
 
 
+@pytest.mark.parametrize("provider", ["openai"])  # the per-provider part is above
 def test_whole_reply_cut_every_time_ends_in_the_offline_answer(pipeline, server, offline):
     server.queue(Drop(), Drop(), Drop())
     answer = pipeline.ask(QUESTION)
@@ -117,6 +118,7 @@ def test_whole_reply_cut_every_time_ends_in_the_offline_answer(pipeline, server,
     assert len(server.requests) == 3
 
 
+@pytest.mark.parametrize("provider", ["openai"])  # the per-provider part is above
 def test_every_stream_cut_before_text_ends_in_the_offline_answer(pipeline, server, offline):
     server.queue(Drop(after=0), Drop(after=0), Drop(after=0))
     _, final = streamed(pipeline)
@@ -124,6 +126,7 @@ def test_every_stream_cut_before_text_ends_in_the_offline_answer(pipeline, serve
     assert len(server.requests) == 3
 
 
+@pytest.mark.parametrize("provider", ["openai"])  # the per-provider part is above
 def test_condense_cut_every_time_still_answers(pipeline, server):
     # The follow-up cannot be rewritten; it is answered as asked, searched with the history.
     server.queue(Drop(), Drop(), Drop())
