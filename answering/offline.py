@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -27,7 +28,7 @@ import numpy as np
 
 from answering.absent_names import absent_names
 from qabot.types import Citation
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import DIMENSIONS, Embedder
 from retrieval.lexical import LexicalIndex, terms
 from retrieval.search import Corpus, Retrieval
 from retrieval.store import SentenceRecord, Store
@@ -88,16 +89,34 @@ class BackgroundModel:
     def vectors(self) -> np.ndarray:
         if self._vectors is None:
             sentences = _background_sentences()
-            if self._cache and self._cache.exists():
-                cached = np.load(self._cache)
-                if cached.shape[0] == len(sentences):
-                    self._vectors = cached
+            self._vectors = self._load(len(sentences))
             if self._vectors is None:
                 self._vectors = self._embedder.passages(list(sentences))
-                if self._cache:
-                    with contextlib.suppress(OSError):
-                        np.save(self._cache, self._vectors)
+                self._save(self._vectors)
         return self._vectors
+
+    def _load(self, rows: int) -> np.ndarray | None:
+        """The cached vectors, or None when there are none that fit (a damaged cache too)."""
+        if not self._cache or not self._cache.exists():
+            return None
+        try:
+            cached = np.load(self._cache)
+        except (OSError, ValueError, EOFError):
+            return None
+        return cached if cached.shape == (rows, DIMENSIONS) else None
+
+    def _save(self, vectors: np.ndarray) -> None:
+        """Write the cache whole or not at all (a full disk must not leave half a file)."""
+        if not self._cache:
+            return
+        partial = self._cache.with_name(f".{self._cache.name}.{os.getpid()}.tmp")
+        try:
+            with open(partial, "wb") as f:
+                np.save(f, vectors)
+            os.replace(partial, self._cache)
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink()
 
     def similarity(self, query_vector: np.ndarray) -> float:
         return float(np.mean(self.vectors() @ query_vector))
