@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -11,7 +12,7 @@ from answering import backends
 from answering.citations import keep_verified
 from answering.generative import GenerativeAnswerer, generate
 from answering.offline import ABSTAIN_TEXT, BackgroundModel, OfflineAnswerer
-from qabot.errors import BackendError, InputError
+from qabot.errors import BackendError, InputError, StoreError
 from qabot.settings import Settings
 from qabot.types import Answer, IngestReport
 from retrieval import indexer
@@ -84,7 +85,7 @@ class Pipeline:
         with self._lock:
             store = self.store  # opened first: a bad data directory fails before any work
             try:
-                return indexer.sync(
+                report = indexer.sync(
                     store,
                     self.embedder,
                     paths,
@@ -92,9 +93,16 @@ class Pipeline:
                     overlap=self.settings.qabot_chunk_overlap,
                     progress=progress,
                 )
-            finally:
-                bump_revision(self.settings.data_dir, self.collection)
+            except BaseException:
                 self._corpus = None
+                # Other processes must re-read a half-changed collection too, but the error
+                # to report is the ingest's own (on a full disk both fail).
+                with contextlib.suppress(StoreError):
+                    bump_revision(self.settings.data_dir, self.collection)
+                raise
+            self._corpus = None
+            bump_revision(self.settings.data_dir, self.collection)
+            return report
 
     def ensure_seeded(self, progress: indexer.Progress | None = None) -> IngestReport | None:
         """Ingest the seed documents when the collection is empty."""
