@@ -4,6 +4,12 @@ It records every REST request the client makes, answers with the JSON Discord wo
 answer one request with a 429 (with a ``Via`` header, as Discord's own responses have) or
 with server errors (500, 502, ...), and drives the gateway (see :mod:`.gateway`), sharded or
 not (``GET /gateway/bot`` recommends ``recommended_shards``).
+
+Messages can be edited (``PATCH`` of a channel message, of an interaction's original response
+or of a followup): the stored message changes, ``MESSAGE_UPDATE`` is dispatched for channel
+messages, and every request that created or edited a message names it in
+:attr:`Request.message_id`, so :meth:`FakeDiscord.edits` and :meth:`FakeDiscord.versions`
+can tell which message a request was about.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from .gateway import FakeGateway, shard_of
 
 API = "/api/v10"
 EPHEMERAL = 1 << 6
+LOADING = 1 << 7  # a deferred interaction's "is thinking..." original response
 
 
 @dataclass
@@ -38,6 +45,12 @@ class Request:
     status: int = 200
     authorized: bool = False
     at: float = field(default_factory=time.monotonic)
+    message_id: str | None = None  # the message this request created or edited
+
+    @property
+    def edits_message(self) -> bool:
+        """Whether this request changed an existing message (a successful ``PATCH``)."""
+        return self.method == "PATCH" and self.status < 300 and self.message_id is not None
 
     @property
     def content(self) -> str:
@@ -123,6 +136,7 @@ class FakeDiscord:
         self.commands: list[dict[str, Any]] = []
         self.attachments: dict[str, bytes] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction payload
+        self.originals: dict[str, str] = {}  # interaction token -> its original response's id
         self.rate_limits: list[RateLimit] = []
         self.failures: list[Failure] = []
         self.recommended_shards = 1  # what GET /gateway/bot tells an auto-sharded client
@@ -140,10 +154,12 @@ class FakeDiscord:
             ("POST", re.compile(r"/channels/(\d+)/messages"), self._create_message),
             ("GET", re.compile(r"/channels/(\d+)/messages"), self._list_messages),
             ("GET", re.compile(r"/channels/(\d+)/messages/(\d+)"), self._get_message),
+            ("PATCH", re.compile(r"/channels/(\d+)/messages/(\d+)"), self._edit_message),
             ("POST", re.compile(r"/channels/(\d+)/messages/(\d+)/threads"), self._create_thread),
             ("POST", re.compile(r"/interactions/(\d+)/([\w.-]+)/callback"), self._callback),
             ("POST", re.compile(r"/webhooks/(\d+)/([\w.-]+)"), self._followup),
             ("PATCH", re.compile(r"/webhooks/(\d+)/([\w.-]+)/messages/@original"), self._edit_orig),
+            ("PATCH", re.compile(r"/webhooks/(\d+)/([\w.-]+)/messages/(\d+)"), self._edit_followup),
             ("POST", re.compile(r"/users/@me/channels"), self._create_dm),
         ]
 
@@ -283,6 +299,18 @@ class FakeDiscord:
         """Every request by which the bot posted or edited a message."""
         return [r for r in self.requests if r.sends_message]
 
+    def edits(self, message_id: str | None = None) -> list[Request]:
+        """The successful edits of ``message_id`` (of any message when ``None``), in order."""
+        return [
+            r
+            for r in self.requests
+            if r.edits_message and (message_id is None or r.message_id == message_id)
+        ]
+
+    def versions(self, message_id: str) -> list[Request]:
+        """The request that created ``message_id`` (if the bot did), then its edits."""
+        return [r for r in self.requests if r.status < 300 and r.message_id == message_id]
+
     # ---- REST handlers ---------------------------------------------------------------------
     async def _get_me(self, rec: Request, m: re.Match[str]) -> web.Response:
         return _json({**self.bot_user, "verified": True, "mfa_enabled": False})
@@ -360,8 +388,32 @@ class FakeDiscord:
             reference=body.get("message_reference"),
         )
         self.messages[msg["id"]] = msg
+        rec.message_id = msg["id"]
         await self.gateway.dispatch("MESSAGE_CREATE", msg)
         return _json(msg)
+
+    async def _edit_message(self, rec: Request, m: re.Match[str]) -> web.Response:
+        msg = self.messages.get(m[2])
+        if msg is None or msg["channel_id"] != m[1]:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if msg["author"]["id"] != self.app_id:
+            forbidden = {"message": "Cannot edit a message authored by another user", "code": 50005}
+            return _json(forbidden, status=403)
+        self._apply_edit(msg, rec)
+        await self.gateway.dispatch("MESSAGE_UPDATE", msg)
+        return _json(msg)
+
+    def _apply_edit(self, msg: dict[str, Any], rec: Request) -> None:
+        """Change ``msg`` as Discord does: only the fields the body names."""
+        body = rec.body if isinstance(rec.body, dict) else {}
+        for key, empty in (("content", ""), ("embeds", []), ("components", [])):
+            if key in body:
+                msg[key] = body[key] if body[key] is not None else empty
+        if "flags" in body and body["flags"] is not None:
+            msg["flags"] = body["flags"]
+        msg["flags"] = (msg.get("flags") or 0) & ~LOADING
+        msg["edited_timestamp"] = p.now_iso()
+        rec.message_id = msg["id"]
 
     async def _list_messages(self, rec: Request, m: re.Match[str]) -> web.Response:
         """Newest first, like Discord, honouring ``before`` / ``after`` / ``limit``."""
@@ -412,6 +464,12 @@ class FakeDiscord:
         if kind == 4:
             msg = self._interaction_message(interaction, data)
             resource["message"], message_id = msg, msg["id"]
+        elif kind == 5:  # deferred: Discord shows "is thinking..." until it is edited
+            flags = LOADING | ((data.get("flags") or 0) & EPHEMERAL)
+            msg = self._interaction_message(interaction, {"flags": flags})
+            message_id = msg["id"]
+        if message_id is not None:
+            self.originals[token] = rec.message_id = message_id
         return _json(
             {
                 "interaction": {
@@ -429,10 +487,31 @@ class FakeDiscord:
         interaction = self.interactions.get(m[2])
         if interaction is None or m[1] != self.app_id:
             return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
-        return _json(self._interaction_message(interaction, rec.body or {}))
+        msg = self._interaction_message(interaction, rec.body or {})
+        rec.message_id = msg["id"]
+        return _json(msg)
 
     async def _edit_orig(self, rec: Request, m: re.Match[str]) -> web.Response:
-        return await self._followup(rec, m)
+        """Edit the interaction's original response (404 before the interaction is answered)."""
+        interaction = self.interactions.get(m[2])
+        if interaction is None or m[1] != self.app_id:
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        msg = self.messages.get(self.originals.get(m[2], ""))
+        if msg is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        self._apply_edit(msg, rec)
+        return _json(msg)
+
+    async def _edit_followup(self, rec: Request, m: re.Match[str]) -> web.Response:
+        """Edit a message sent with the interaction's webhook (a followup or the original)."""
+        interaction = self.interactions.get(m[2])
+        if interaction is None or m[1] != self.app_id:
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        msg = self.messages.get(m[3])
+        if msg is None or msg.get("webhook_id") != self.app_id:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        self._apply_edit(msg, rec)
+        return _json(msg)
 
     def _interaction_message(
         self, interaction: dict[str, Any], body: dict[str, Any]
