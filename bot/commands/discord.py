@@ -27,7 +27,7 @@ def run_discord(
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         errors.print(
             "[bold red]Error:[/] DISCORD_TOKEN is not set: put it in the environment or .env "
-            "(see \"Run it in Discord\" in the README).",
+            '(see "Run it in Discord" in the README).',
             highlight=False,
         )
         raise typer.Exit(2)
