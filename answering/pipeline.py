@@ -145,6 +145,14 @@ class Pipeline:
         """
         yield from self._answer(question, k=k, history=history, mode=mode, stream=True)
 
+    def streams(self) -> bool:
+        """Whether :meth:`ask_stream` yields the answer as it is written: the backend
+        (``QABOT_LLM``) is a model whose replies stream. It is built now if it was not yet,
+        as :meth:`ask` would (so this can raise the same :class:`BackendError`). The offline
+        backend does not stream: it yields its whole answer as one delta."""
+        model = self._model()
+        return model is not None and bool(model.backend.streams)
+
     def _answer(
         self, question: str, *, k: int | None, history: Sequence[str], mode: Mode, stream: bool
     ) -> Iterator[str | Answer]:

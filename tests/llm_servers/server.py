@@ -43,6 +43,8 @@ class FakeLLM:
         self.responder = responder
         self.script: deque[Behaviour] = deque()
         self.requests: list[dict[str, Any]] = []
+        #: Seconds to wait before each streamed text piece: a model writing at a set speed.
+        self.piece_delay = 0.0
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -143,7 +145,9 @@ class FakeLLM:
         events += [chunk({"content": p}) for p in _pieces(step.text)]
         events.append(chunk({}, "stop"))
         lines = [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
-        return await _send(request, "text/event-stream", lines, _drop(step), lead=1)
+        return await _send(
+            request, "text/event-stream", lines, _drop(step), lead=1, delay=self.piece_delay
+        )
 
     # ---- Anthropic -------------------------------------------------------------------------
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
@@ -207,7 +211,9 @@ class FakeLLM:
             ("message_stop", {"type": "message_stop"}),
         ]
         lines = [f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events]
-        return await _send(request, "text/event-stream", lines, _drop(step), lead=3)
+        return await _send(
+            request, "text/event-stream", lines, _drop(step), lead=3, delay=self.piece_delay
+        )
 
     # ---- Ollama ----------------------------------------------------------------------------
     async def _ollama(self, request: web.Request) -> web.StreamResponse:
@@ -241,7 +247,9 @@ class FakeLLM:
         ]
         parts.append({**final, "message": {"role": "assistant", "content": ""}})
         lines = [json.dumps(p) + "\n" for p in parts]
-        return await _send(request, "application/x-ndjson", lines, _drop(step))
+        return await _send(
+            request, "application/x-ndjson", lines, _drop(step), delay=self.piece_delay
+        )
 
 
 def _drop(step: Behaviour) -> Drop | None:
@@ -254,16 +262,20 @@ async def _send(
     lines: list[str],
     drop: Drop | None = None,
     lead: int = 0,
+    delay: float = 0.0,
 ) -> web.StreamResponse:
     """Stream ``lines`` (chunked). A ``drop`` cuts them off after the ``lead`` opening events
-    and ``drop.after`` text pieces (all but ``-drop.after`` of them when negative)."""
+    and ``drop.after`` text pieces (all but ``-drop.after`` of them when negative). Every line
+    after the ``lead`` opening events is sent ``delay`` seconds after the one before."""
     response = web.StreamResponse(headers={"Content-Type": content_type})
     if drop is not None:
         pieces = len(_pieces(drop.text or ""))
         lines = lines[: lead + (drop.after if drop.after >= 0 else pieces + drop.after)]
     try:
         await response.prepare(request)
-        for line in lines:
+        for i, line in enumerate(lines):
+            if delay and i >= lead:
+                await asyncio.sleep(delay)
             await response.write(line.encode())
         if drop and not drop.clean:
             _hang_up(request)
