@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import discord
@@ -87,13 +87,27 @@ class QabotBot(commands.Bot):
     def release(self) -> None:
         self.admitted -= 1
 
-    async def answer(self, question: str, history: Sequence[str] = ()) -> Answer:
-        """Answer off the event loop (at most ``max_in_flight`` at once) and count it."""
+    async def answer(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        on_text: Callable[[str], object] | None = None,
+    ) -> Answer:
+        """Answer off the event loop (at most ``max_in_flight`` at once) and count it.
+
+        With ``on_text``, when the backend streams (``pipeline.streams()``), the worker thread
+        reads ``pipeline.ask_stream`` and hands each provisional text delta to ``on_text`` on
+        the event loop, in order; all of them are handed over before the verified Answer is
+        returned. Otherwise (the offline backend) ``on_text`` is never called.
+        """
+        loop = asyncio.get_running_loop()
         async with self._slots:
             self.in_flight += 1
             started = time.perf_counter()
             try:
-                answer = await asyncio.to_thread(self.pipeline.ask, question, history=list(history))
+                answer = await asyncio.to_thread(
+                    self._answer_in_thread, question, list(history), on_text, loop
+                )
             except Exception:
                 self.stats.record_failure()
                 raise
@@ -101,6 +115,23 @@ class QabotBot(commands.Bot):
                 self.in_flight -= 1
             self.stats.record(time.perf_counter() - started, abstained=answer.abstained)
             return answer
+
+    def _answer_in_thread(
+        self,
+        question: str,
+        history: list[str],
+        on_text: Callable[[str], object] | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Answer:
+        """The answer, computed in a worker thread; streamed deltas go to ``on_text`` on
+        ``loop`` (``call_soon_threadsafe`` keeps them in order, and ahead of the result)."""
+        if on_text is None or not pipeline_streams(self.pipeline):
+            return self.pipeline.ask(question, history=history)
+        for item in self.pipeline.ask_stream(question, history=history):
+            if isinstance(item, Answer):
+                return item
+            loop.call_soon_threadsafe(on_text, item)
+        raise RuntimeError("ask_stream ended without an Answer")
 
     def is_allowed_channel(self, channel: object) -> bool:
         """Whether the channel allowlist (empty: every channel) admits ``channel``."""
@@ -111,6 +142,13 @@ class QabotBot(commands.Bot):
             return True
         ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
         return any(i in allowed for i in ids if i is not None)
+
+
+def pipeline_streams(pipeline: object) -> bool:
+    """Whether ``pipeline`` answers as the model writes (a stand-in with only ``ask`` does
+    not). Call it off the event loop: it builds the model on first use."""
+    streams = getattr(pipeline, "streams", None)
+    return callable(streams) and bool(streams())
 
 
 class ShardedQabotBot(QabotBot, commands.AutoShardedBot):

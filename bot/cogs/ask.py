@@ -2,6 +2,11 @@
 
 A channel question opens a thread (unless turned off); a question in that thread is answered
 with the thread's earlier questions as context.
+
+When the backend streams, the answer is shown as it is written: a first message as soon as
+text arrives, edited with the text so far at most once per ``EDIT_INTERVAL``
+(:mod:`bot.streaming`), and a final edit with the verified answer, its sources and buttons.
+With the offline backend the answer is sent once, when it is ready.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from discord.ext import commands
 from bot import render
 from bot.cogs.feedback import answer_view
 from bot.render import NO_MENTIONS
+from bot.streaming import LiveMessage
 from qabot.errors import QabotError
 from qabot.types import Answer
 
@@ -153,14 +159,30 @@ class Ask(commands.Cog):
             if thread is not None:
                 target, reply_to = thread, None
 
+        async def send_first(content: str) -> discord.Message:
+            if reply_to is not None:
+                return await reply_to.reply(
+                    content, mention_author=False, allowed_mentions=NO_MENTIONS
+                )
+            return await target.send(content, allowed_mentions=NO_MENTIONS)
+
+        live: LiveMessage[discord.Message] = LiveMessage(
+            send_first, lambda message, content: message.edit(**_edit_kwargs(content))
+        )
         async with target.typing():
-            answer, error = await self._answer(question, history)
+            answer, error = await self._answer(question, history, live)
+        shown = await live.close()
         if isinstance(target, discord.Thread):
             self.threads.add(target.id, question)
+        if shown is not None:
+            await live.wait_turn()
         if answer is None:
-            await self._send_text(target, error, reply_to)
+            if shown is not None:
+                await send_retrying(lambda: shown.edit(**_edit_kwargs(error)))
+            else:
+                await self._send_text(target, error, reply_to)
             return
-        await self._send_answer(target, answer, reply_to)
+        await self._send_answer(target, answer, reply_to, shown)
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
         name = render.trim(" ".join(question.split()), THREAD_NAME_LIMIT) or "Question"
@@ -203,20 +225,44 @@ class Ask(commands.Cog):
             and channel.owner_id == self.bot.user.id
         )
         history = await self._thread_history(channel) if in_our_thread else []
-        answer, error = await self._answer(question, history)
+
+        # Streamed text goes into the deferred response ("is thinking..."), edited in place.
+        async def show(content: str) -> discord.InteractionMessage:
+            return await interaction.edit_original_response(**_edit_kwargs(content))
+
+        live: LiveMessage[discord.InteractionMessage] = LiveMessage(
+            show, lambda _message, content: show(content)
+        )
+        answer, error = await self._answer(question, history, live)
+        shown = await live.close()
         if in_our_thread and channel is not None:
             self.threads.add(channel.id, question)
+        if shown is not None:
+            await live.wait_turn()
         if answer is None:
-            await interaction.followup.send(error, allowed_mentions=NO_MENTIONS)
+            if shown is not None:
+                await send_retrying(lambda: show(error))
+            else:
+                await interaction.followup.send(error, allowed_mentions=NO_MENTIONS)
             return
         rendered = render.render_answer(answer)
         view = await self._view(answer)
         for i, part in enumerate(rendered.contents):
             last = i == len(rendered.contents) - 1
+            embed = rendered.embed if last and rendered.embed else discord.utils.MISSING
+            if i == 0 and shown is not None:  # the final edit: the verified answer
+                await send_retrying(
+                    lambda part=part, embed=embed, last=last: interaction.edit_original_response(
+                        **_edit_kwargs(part),
+                        embed=embed,
+                        view=view if last else discord.utils.MISSING,
+                    )
+                )
+                continue
             await send_retrying(
-                lambda part=part, last=last: interaction.followup.send(
+                lambda part=part, embed=embed, last=last: interaction.followup.send(
                     part,
-                    embed=rendered.embed if last and rendered.embed else discord.utils.MISSING,
+                    embed=embed,
                     view=view if last else discord.utils.MISSING,
                     allowed_mentions=NO_MENTIONS,
                 )
@@ -260,9 +306,14 @@ class Ask(commands.Cog):
             self.threads.add(thread.id, question)
         return self.threads.history(thread.id)
 
-    async def _answer(self, question: str, history: list[str]) -> tuple[Answer | None, str]:
+    async def _answer(
+        self, question: str, history: list[str], live: LiveMessage | None = None
+    ) -> tuple[Answer | None, str]:
+        """The verified answer, or ``None`` and what to say instead; streamed text, if the
+        backend streams, goes to ``live`` meanwhile."""
+        on_text = live.add if live is not None else None
         try:
-            return await self.bot.answer(question, history), ""
+            return await self.bot.answer(question, history, on_text=on_text), ""
         except QabotError as exc:
             return None, str(exc)
         except Exception:
@@ -274,8 +325,14 @@ class Ask(commands.Cog):
         return answer_view(answer_id, sources=bool(answer.citations) and not answer.abstained)
 
     async def _send_answer(
-        self, target: discord.abc.Messageable, answer: Answer, reply_to: discord.Message | None
+        self,
+        target: discord.abc.Messageable,
+        answer: Answer,
+        reply_to: discord.Message | None,
+        shown: discord.Message | None = None,
     ) -> None:
+        """Send the rendered answer; with ``shown`` (the message that showed it streaming)
+        its first part is the final edit of that message and the rest are sent after it."""
         rendered = render.render_answer(answer)
         view = await self._view(answer)
         for i, part in enumerate(rendered.contents):
@@ -285,6 +342,14 @@ class Ask(commands.Cog):
                 kwargs["view"] = view
                 if rendered.embed is not None:
                     kwargs["embed"] = rendered.embed
+            if i == 0 and shown is not None:
+                try:
+                    await send_retrying(
+                        lambda part=part, kwargs=kwargs: shown.edit(content=part, **kwargs)
+                    )
+                    continue
+                except discord.NotFound:  # deleted while it streamed: send the answer anew
+                    log.info("The streamed message is gone; sending the answer again")
             if i == 0 and reply_to is not None:
                 await send_retrying(
                     lambda part=part, kwargs=kwargs: reply_to.reply(
@@ -303,6 +368,11 @@ class Ask(commands.Cog):
             )
         else:
             await send_retrying(lambda: target.send(text, allowed_mentions=NO_MENTIONS))
+
+
+def _edit_kwargs(content: str) -> dict:
+    """Content for an edit that pings nobody (``allowed_mentions`` as in every send)."""
+    return {"content": content, "allowed_mentions": NO_MENTIONS}
 
 
 async def setup(bot: QabotBot) -> None:

@@ -1,0 +1,305 @@
+"""Streaming answers in Discord: the real discord.py client against the fake Discord, with a
+Pipeline answering through ``QABOT_LLM=openai:...`` from the fake model server, which writes
+its reply a piece at a time (``piece_delay``) so that a reply spans more than one edit
+interval.
+
+What is checked: one message is sent as soon as text arrives and edited with the text so far,
+never twice within ~0.9 s; the final edit carries the verified answer with its Sources embed
+and buttons; an answer whose quote fails the checks ends as the offline answer; the offline
+backend still sends one message and edits nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import discord
+import discord.gateway
+import discord.http
+import pytest
+import yarl
+
+from answering.pipeline import Pipeline
+from bot import render
+from bot.streaming import EDIT_INTERVAL, WRITING
+from qabot.types import Answer
+from tests.fake_discord import FakeDiscord, Request
+from tests.fake_discord.harness import all_released, custom_ids, pings_nobody, running_bot
+from tests.llm_servers import FakeLLM, cite_first_sentence, settings_for
+
+QUESTION = "When does Russia plan to leave the ISS?"
+MIN_GAP = 0.9  # seconds: EDIT_INTERVAL (1 s) less some leeway for the clock
+#: Seconds per 12-character piece of the model's reply: the visible answer (~200 characters,
+#: 17 pieces) then takes about 2 s to arrive, twice the edit interval.
+PIECE_DELAY = 0.12
+#: A quote the checks cannot find in any chunk: the answer built on it must never be shown.
+UNSUPPORTED = (
+    "Russia will leave the International Space Station in 2031, when its own orbital station "
+    "is complete, according to a statement by the agency's director [1].\n\n"
+    'Quotes:\n[1] "Russia will leave the station in 2031"'
+)
+
+
+def short_quote(messages: list[dict[str, str]]) -> str:
+    """The well-behaved model's answer, quoting only its last five words (so that the
+    ``Quotes:`` section, which is never shown while streaming, takes little time)."""
+    reply = cite_first_sentence(messages)
+    body, found, quote_line = reply.partition("\n\nQuotes:\n")
+    if not found:
+        return reply
+    n, _, quote = quote_line.partition(" ")
+    return f'{body}\n\nQuotes:\n{n} "{" ".join(quote.strip(chr(34)).split()[-5:])}"'
+
+
+def long_answer(messages: list[dict[str, str]]) -> str:
+    """A supported answer two Discord messages long: the sentence, cited, 20 times."""
+    body, _, quotes = short_quote(messages).partition("\n\nQuotes:\n")
+    return "\n\n".join([body] * 20) + "\n\nQuotes:\n" + quotes
+
+
+# ---- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def model(llm: FakeLLM) -> FakeLLM:
+    llm.script.clear()
+    llm.requests.clear()
+    llm.responder = short_quote
+    llm.piece_delay = PIECE_DELAY
+    return llm
+
+
+@pytest.fixture(scope="module")
+def llm_pipeline(seeds_pipeline: Pipeline, llm: FakeLLM) -> Pipeline:
+    """``QABOT_LLM=openai:fake-gpt`` at the fake model server, sharing the seeds' store."""
+    settings = settings_for("openai", llm.url, qabot_llm_timeout=30).model_copy(
+        update={"qabot_data_dir": seeds_pipeline.settings.data_dir}
+    )
+    pipeline = Pipeline(settings)
+    pipeline._client, pipeline._store = seeds_pipeline._client, seeds_pipeline.store
+    return pipeline
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", server.rest_base)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url)
+    )
+    yield server
+    await server.stop()
+    # Streamed or final, sent or edited: no message the bot showed could ping anyone.
+    for request in server.sent_messages():
+        assert request.data is not None
+        assert pings_nobody(request.data.get("allowed_mentions")), request
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def is_final(request: Request) -> bool:
+    """The edit or post that carries an answer's buttons (the last part of the answer)."""
+    return request.sends_message and bool(custom_ids(request))
+
+
+def gaps(requests: list[Request]) -> list[float]:
+    return [b.at - a.at for a, b in zip(requests, requests[1:], strict=False)]
+
+
+def provisional_text(request: Request) -> str:
+    assert request.content.endswith("\n\n" + WRITING), request.content
+    return request.content.removesuffix("\n\n" + WRITING)
+
+
+def assert_streamed(versions: list[Request]) -> list[str]:
+    """``versions`` (a message's creation, then its edits) showed growing provisional text
+    before the final edit, each request at least MIN_GAP after the one before. Returns the
+    provisional texts."""
+    *streamed, final = versions
+    assert len(streamed) >= 2, "the message was not edited while the text arrived"
+    texts = [provisional_text(r) for r in streamed]
+    for before, after in zip(texts, texts[1:], strict=False):
+        assert len(after) > len(before) and after.startswith(before.rstrip("…"))
+    assert all(len(r.content) <= render.MESSAGE_LIMIT for r in versions)
+    assert min(gaps(versions)) >= MIN_GAP, gaps(versions)
+    assert WRITING not in final.content
+    return texts
+
+
+async def expected(pipeline: Pipeline) -> Answer:
+    """The verified answer the pipeline gives (the model's reply is the same every time)."""
+    return await asyncio.to_thread(pipeline.ask, QUESTION)
+
+
+# ---- streaming -----------------------------------------------------------------------------
+async def test_mention_is_streamed_into_one_message_then_the_verified_answer(
+    fake: FakeDiscord, model: FakeLLM, llm_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    assert EDIT_INTERVAL >= MIN_GAP  # the gap checked below is the interval the bot keeps
+    async with running_bot(fake, llm_pipeline, tmp_path) as bot:
+        question = await fake.say(QUESTION)
+        thread_id = question["id"]  # the question opened a thread
+        (first,) = await fake.wait_for(
+            lambda r: r.method == "POST" and r.path == f"/channels/{thread_id}/messages"
+        )
+        assert bot.in_flight == 1  # shown while the answer is still being written
+        assert first.content.endswith(WRITING)
+        (final,) = await fake.wait_for(is_final)
+        await all_released(bot)
+        assert (bot.stats.answered, bot.stats.failed) == (1, 0)
+
+    versions = fake.versions(first.message_id)
+    assert versions[0] is first and versions[-1] is final
+    assert all(r.method == "PATCH" for r in versions[1:])
+    texts = assert_streamed(versions)
+    answer = await expected(llm_pipeline)
+    assert answer.backend == "openai:fake-gpt" and answer.citations
+    # the text so far, as it arrived: the start of what was then verified
+    assert all(answer.text.startswith(t) for t in texts) and len(texts[0]) < len(answer.text)
+    rendered = render.render_answer(answer)
+    assert final.content == rendered.contents[0] == answer.text
+    (embed,) = final.data["embeds"]
+    assert embed["title"] == "Sources" and "2028" in embed["fields"][0]["value"]
+    assert [i.split(":")[1] for i in custom_ids(final)] == ["src", "vote", "vote"]
+    # one message in the thread, edited: nothing else was posted there
+    posts = [r for r in fake.requests if r.method == "POST" and r.message_id]
+    assert posts == [first]
+    assert fake.messages[first.message_id]["content"] == answer.text
+
+
+async def test_slash_ask_streams_into_the_deferred_response(
+    fake: FakeDiscord, model: FakeLLM, llm_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    async with running_bot(fake, llm_pipeline, tmp_path) as bot:
+        interaction = await fake.slash("ask", {"question": QUESTION})
+        (final,) = await fake.wait_for(is_final)
+        await all_released(bot)
+
+    callback, *edits = fake.for_interaction(interaction)
+    assert callback.body["type"] == 5  # deferred: "qabot is thinking..."
+    assert edits[-1] is final
+    assert all(r.method == "PATCH" and r.path.endswith("/messages/@original") for r in edits)
+    assert all(r.message_id == callback.message_id for r in edits)  # the original, edited
+    assert_streamed(edits)
+    answer = await expected(llm_pipeline)
+    assert final.content == answer.text
+    assert final.data["embeds"][0]["title"] == "Sources"
+    assert len(custom_ids(final)) == 3
+    original = fake.messages[callback.message_id]
+    assert original["content"] == answer.text and not original["flags"] & (1 << 7)
+
+
+async def test_unverified_answer_ends_as_the_offline_answer(
+    fake: FakeDiscord,
+    model: FakeLLM,
+    llm_pipeline: Pipeline,
+    seeds_pipeline: Pipeline,
+    tmp_path: Path,
+) -> None:
+    model.responder = lambda messages: UNSUPPORTED
+    async with running_bot(fake, llm_pipeline, tmp_path) as bot:
+        question = await fake.direct_message(QUESTION)
+        (final,) = await fake.wait_for(is_final)
+        await all_released(bot)
+
+    (first,) = [r for r in fake.requests if r.method == "POST" and r.message_id]
+    assert first.path == f"/channels/{question['channel_id']}/messages"
+    assert str(first.data["message_reference"]["message_id"]) == question["id"]  # a reply
+    versions = fake.versions(first.message_id)
+    assert versions[-1] is final and min(gaps(versions)) >= MIN_GAP
+    # the model's text was shown while it was written ...
+    assert any("2031" in r.content for r in versions[:-1])
+    shown = final.content + str(final.data.get("embeds"))
+    assert "2031" not in shown  # ... but the final edit is not it
+    offline = await asyncio.to_thread(seeds_pipeline.ask, QUESTION)
+    notice = "The answer of openai:fake-gpt had no verifiable citation: offline answer shown."
+    assert final.content == f"{offline.text}\n\n-# {notice}"
+    assert final.data["embeds"][0]["title"] == "Sources"
+    assert "2028" in final.data["embeds"][0]["fields"][0]["value"]
+    assert fake.messages[first.message_id]["content"] == final.content
+
+
+async def test_long_streamed_answer_is_cut_then_split(
+    fake: FakeDiscord, model: FakeLLM, llm_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    model.responder = long_answer
+    # ~4,000 characters in ~2.7 s: more than the first 1,930 (one message) for over 1 s
+    model.piece_delay = 0.008
+    async with running_bot(fake, llm_pipeline, tmp_path) as bot:
+        question = await fake.direct_message(QUESTION)
+        channel = question["channel_id"]
+        (last,) = await fake.wait_for(is_final)
+        await all_released(bot)
+
+    first, *rest = [r for r in fake.requests if r.method == "POST" and r.message_id]
+    versions = fake.versions(first.message_id)
+    *streamed, final_edit = versions
+    assert len(streamed) >= 2
+    assert all(len(r.content) <= render.MESSAGE_LIMIT for r in versions)
+    assert any(provisional_text(r).endswith("…") for r in streamed)  # cut to fit
+    assert min(gaps(versions)) >= MIN_GAP
+    # the verified answer: its first part is the final edit, the rest are sent after it
+    answer = await expected(llm_pipeline)
+    parts = render.render_answer(answer).contents
+    assert len(parts) >= 2 and len(answer.text) > render.MESSAGE_LIMIT
+    assert final_edit.content == parts[0]
+    assert not final_edit.data.get("embeds") and not custom_ids(final_edit)
+    assert [r.content for r in rest] == parts[1:]
+    assert all(r.path == f"/channels/{channel}/messages" for r in rest)
+    assert rest[-1] is last and last.data["embeds"][0]["title"] == "Sources"
+    assert rest[0].at > final_edit.at
+
+
+# ---- the offline backend does not stream ---------------------------------------------------
+@pytest.mark.parametrize("where", ["dm", "mention", "slash"])
+async def test_offline_backend_sends_one_message_and_edits_nothing(
+    fake: FakeDiscord, seeds_pipeline: Pipeline, tmp_path: Path, where: str
+) -> None:
+    assert not seeds_pipeline.streams()
+    async with running_bot(fake, seeds_pipeline, tmp_path) as bot:
+        if where == "dm":
+            await fake.direct_message(QUESTION)
+        elif where == "mention":
+            await fake.say(QUESTION)
+        else:
+            await fake.slash("ask", {"question": QUESTION})
+        (final,) = await fake.wait_for(is_final)
+        await all_released(bot)
+        await asyncio.sleep(0.2)  # anything sent late would show up now
+
+    answers = [r for r in fake.requests if r.sends_message]
+    assert answers == [final]  # one message, sent once
+    assert final.method == "POST" and "2028" in final.content
+    assert WRITING not in final.content
+    assert not fake.edits()
+    assert bot.stats.answered == 1
+
+
+class Recorder:
+    """A pipeline stand-in that only answers whole (no ``streams``): the bot must not stream."""
+
+    def __init__(self, inner: Pipeline) -> None:
+        self.inner = inner
+
+    def ensure_seeded(self) -> None:
+        return None
+
+    def ask(self, question: str, **kwargs: Any) -> Answer:
+        return self.inner.ask(question, **kwargs)
+
+
+async def test_a_pipeline_without_streams_is_asked_whole(
+    fake: FakeDiscord, seeds_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    async with running_bot(fake, Recorder(seeds_pipeline), tmp_path) as bot:
+        await fake.direct_message(QUESTION)
+        (final,) = await fake.wait_for(is_final)
+        await all_released(bot)
+    assert final.method == "POST" and not fake.edits()
