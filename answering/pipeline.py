@@ -141,7 +141,8 @@ class Pipeline:
         The deltas are provisional (raw model text, markers not yet checked): show them as
         they come, then replace them with the final Answer's text, which is verified and may
         differ (claims dropped, markers renumbered, or the offline answer with a notice).
-        The offline backend yields its whole answer as one delta.
+        The offline backend yields its whole answer as one delta; when a model's reply fails
+        and the offline answer is shown instead, it comes only as the final Answer.
         """
         yield from self._answer(question, k=k, history=history, mode=mode, stream=True)
 
@@ -188,7 +189,10 @@ class Pipeline:
             if not abstained and not citations:
                 answer_text, abstained = ABSTAIN_TEXT, True
             backend = answerer.name
-            if stream:
+            if stream and model is None:
+                # The offline backend's one delta. After a model's failed or rejected reply
+                # the final Answer replaces the model's text: appended to it, the offline
+                # answer would read as its continuation.
                 yield answer_text
         t2 = time.perf_counter()
         yield Answer(

@@ -40,26 +40,41 @@ def backend_rows() -> list[tuple[str, str, str, str, str]]:
 
 
 def stream_answer(
-    pipeline: Pipeline, question: str, *, history: Sequence[str] = (), out: Console = console
+    pipeline: Pipeline,
+    question: str,
+    *,
+    history: Sequence[str] = (),
+    k: int | None = None,
+    out: Console = console,
 ) -> Answer:
     """Print the answer's text as it streams, then return the final verified Answer.
 
     If the verified text differs from what was streamed (claims dropped, markers renumbered,
     offline fallback), the final text is printed again under a rule, so what stays on screen
-    last is always the checked answer.
+    last is always the checked answer; when nothing was streamed it is printed once, plainly.
+    Whitespace at the end of the text so far is held back until more text follows it, so the
+    streamed answer ends where its last word does.
     """
     from qabot.types import Answer
 
     streamed = ""
-    for item in pipeline.ask_stream(question, history=history):
+    held = ""  # trailing whitespace not printed yet
+    for item in pipeline.ask_stream(question, k=k, history=history):
         if isinstance(item, Answer):
+            if not streamed.strip():  # no text came before it (the model failed at once)
+                out.print(item.text, highlight=False, markup=False)
+                return item
             out.print()
             if " ".join(item.text.split()) != " ".join(streamed.split()):
                 out.rule("verified answer", style="dim")
                 out.print(item.text, highlight=False, markup=False)
             return item
+        text = held + item if streamed.strip() else (held + item).lstrip()
+        shown = text.rstrip()
+        held = text[len(shown) :]
         streamed += item
-        out.print(item, end="", highlight=False, markup=False, soft_wrap=True)
+        if shown:
+            out.print(shown, end="", highlight=False, markup=False, soft_wrap=True)
     raise RuntimeError("ask_stream ended without an Answer")
 
 

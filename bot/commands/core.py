@@ -1,4 +1,8 @@
-"""The core commands: ``ingest``, ``ask``, ``chat`` and ``sources``."""
+"""The core commands: ``ingest``, ``ask``, ``chat`` and ``sources``.
+
+With a model backend that streams, ``ask`` (not ``--json``) and ``chat`` print the answer as
+it is written, then the verified answer (again, under a rule, if it differs) and its sources.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.commands.backends import stream_answer
 from qabot.errors import QabotError
 
 if TYPE_CHECKING:
@@ -83,8 +88,11 @@ def print_report(report: IngestReport) -> None:
         errors.print(f"[yellow]Skipped[/] {path}: {reason}", highlight=False)
 
 
-def print_answer(answer: Answer) -> None:
-    console.print(answer.text, highlight=False, markup=False)
+def print_answer(answer: Answer, *, text_shown: bool = False) -> None:
+    """The answer, its notice and its sources; ``text_shown``: the text is on screen already
+    (it was streamed), so only what follows it is printed."""
+    if not text_shown:
+        console.print(answer.text, highlight=False, markup=False)
     if answer.notice:
         errors.print(f"[yellow]{answer.notice}[/]", highlight=False)
     if answer.abstained:
@@ -134,6 +142,10 @@ def register(app: typer.Typer) -> None:
             clean_question(question, pipeline.settings.qabot_max_question_chars)
             if pipeline.store.count() == 0:
                 ingest_with_progress(pipeline, pipeline.ensure_seeded)
+            if not as_json and pipeline.streams():
+                answer = stream_answer(pipeline, question, k=k, out=console)
+                print_answer(answer, text_shown=True)
+                return
             answer = pipeline.ask(question, k=k)
         if as_json:
             sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
@@ -147,6 +159,7 @@ def register(app: typer.Typer) -> None:
             pipeline = make_pipeline(collection)
             if pipeline.store.count() == 0:
                 ingest_with_progress(pipeline, pipeline.ensure_seeded)
+            streams = pipeline.streams()
         history: list[str] = []
         console.print("Ask a question (empty line or Ctrl-D to quit).", style="dim")
         while True:
@@ -157,11 +170,14 @@ def register(app: typer.Typer) -> None:
             if not question.strip():
                 break
             try:
-                answer = pipeline.ask(question, history=history[-3:])
+                if streams:  # printed as the model writes it, then the verified answer
+                    answer = stream_answer(pipeline, question, history=history[-3:], out=console)
+                else:
+                    answer = pipeline.ask(question, history=history[-3:])
             except QabotError as exc:
                 errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
                 continue
-            print_answer(answer)
+            print_answer(answer, text_shown=streams)
             history.append(question)
 
     @app.command()
