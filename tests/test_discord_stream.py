@@ -12,6 +12,7 @@ backend still sends one message and edits nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import yarl
 
 from answering.pipeline import Pipeline
 from bot import render
-from bot.streaming import EDIT_INTERVAL, WRITING
+from bot.streaming import EDIT_INTERVAL, WRITING, LiveMessage, provisional
 from qabot.types import Answer
 from tests.fake_discord import FakeDiscord, Request
 from tests.fake_discord.harness import all_released, custom_ids, pings_nobody, running_bot
@@ -255,6 +256,104 @@ async def test_long_streamed_answer_is_cut_then_split(
     assert all(r.path == f"/channels/{channel}/messages" for r in rest)
     assert rest[-1] is last and last.data["embeds"][0]["title"] == "Sources"
     assert rest[0].at > final_edit.at
+
+
+async def test_an_edit_that_fails_does_not_lose_the_answer(
+    fake: FakeDiscord, model: FakeLLM, llm_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    # Discord answers the first edit with a 503 (which discord.py does not retry itself): a
+    # provisional edit is skipped (the next one shows the text so far); the final edit, if
+    # it is the one, is sent again.
+    fake.fail("PATCH", r"/channels/\d+/messages/\d+", 503)
+    async with running_bot(fake, llm_pipeline, tmp_path) as bot:
+        await fake.direct_message(QUESTION)
+        (final,) = await fake.wait_for(is_final)
+        await all_released(bot)
+    (failed,) = [r for r in fake.requests if r.status == 503]
+    assert failed.method == "PATCH" and failed.at < final.at
+    answer = await expected(llm_pipeline)
+    assert final.status == 200 and final.content == answer.text
+    (post,) = [r for r in fake.requests if r.method == "POST" and r.message_id]
+    assert fake.messages[post.message_id]["content"] == answer.text
+
+
+# ---- LiveMessage on its own ----------------------------------------------------------------
+class Screen:
+    """Records what a LiveMessage sends and edits (``fail`` requests raise a 503 first)."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.shown: list[tuple[float, str]] = []
+        self.fail = fail
+
+    async def send(self, content: str) -> str:
+        await self.edit("message", content)
+        return "message"
+
+    async def edit(self, message: str, content: str) -> None:
+        await asyncio.sleep(0.01)
+        if self.fail:
+            self.fail -= 1
+            raise discord.DiscordServerError(FakeResponse(), "unavailable")  # type: ignore[arg-type]
+        self.shown.append((time.monotonic(), content))
+
+
+class FakeResponse:
+    status = 503
+    reason = "Service Unavailable"
+
+
+async def test_live_message_edits_at_most_once_per_interval() -> None:
+    screen = Screen()
+    live = LiveMessage(screen.send, screen.edit, interval=0.2)
+    for word in "one two three four five six seven eight".split():
+        live.add(word + " ")
+        await asyncio.sleep(0.05)
+    assert await live.close() == "message"
+    await live.wait_turn()
+    times = [at for at, _ in screen.shown]
+    assert len(times) >= 2 and min(gaps_of(times)) >= 0.2
+    texts = [provisional_text_of(c) for _, c in screen.shown]
+    assert texts[0] == "one"
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
+    live.add("nine")  # closed: ignored
+    await asyncio.sleep(0.3)
+    assert len(screen.shown) == len(times)
+
+
+async def test_live_message_skips_a_failed_request_and_shows_the_text_later() -> None:
+    screen = Screen(fail=1)
+    live = LiveMessage(screen.send, screen.edit, interval=0.05)
+    live.add("first words")
+    await asyncio.sleep(0.2)
+    assert live.message is None  # the first message failed: nothing shown yet ...
+    live.add(" and more")
+    await asyncio.sleep(0.2)
+    assert await live.close() == "message"  # ... it is sent with the next text
+    assert [provisional_text_of(c) for _, c in screen.shown] == ["first words and more"]
+
+
+async def test_live_message_closed_before_any_text_sends_nothing() -> None:
+    screen = Screen()
+    live = LiveMessage(screen.send, screen.edit)
+    assert await live.close() is None and not screen.shown
+    live = LiveMessage(screen.send, screen.edit)
+    live.add("text")
+    assert await live.close() is None and not screen.shown  # closed before its turn came
+
+
+def test_provisional_text_fits_a_message_and_closes_code() -> None:
+    text = provisional("```python\n" + "x = 1\n" * 1000)
+    assert len(text) <= render.MESSAGE_LIMIT and text.endswith(WRITING)
+    assert text.count("```") % 2 == 0
+    assert provisional("  ") == f"…\n\n{WRITING}"
+
+
+def gaps_of(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+def provisional_text_of(content: str) -> str:
+    return content.removesuffix("\n\n" + WRITING)
 
 
 # ---- the offline backend does not stream ---------------------------------------------------

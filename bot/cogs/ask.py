@@ -169,9 +169,11 @@ class Ask(commands.Cog):
         live: LiveMessage[discord.Message] = LiveMessage(
             send_first, lambda message, content: message.edit(**_edit_kwargs(content))
         )
-        async with target.typing():
-            answer, error = await self._answer(question, history, live)
-        shown = await live.close()
+        try:
+            async with target.typing():
+                answer, error = await self._answer(question, history, live)
+        finally:
+            shown = await live.close()  # no provisional edit after this, even if cancelled
         if isinstance(target, discord.Thread):
             self.threads.add(target.id, question)
         if shown is not None:
@@ -233,8 +235,10 @@ class Ask(commands.Cog):
         live: LiveMessage[discord.InteractionMessage] = LiveMessage(
             show, lambda _message, content: show(content)
         )
-        answer, error = await self._answer(question, history, live)
-        shown = await live.close()
+        try:
+            answer, error = await self._answer(question, history, live)
+        finally:
+            shown = await live.close()
         if in_our_thread and channel is not None:
             self.threads.add(channel.id, question)
         if shown is not None:
