@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from answering.pipeline import Pipeline
 from qabot.settings import Settings
+from tests.llm_servers import PROVIDERS, FakeLLM, cite_first_sentence
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -31,3 +33,28 @@ def seeds_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(qabot_data_dir=tmp_path / "data", _env_file=None)
+
+
+# ---- a fake model server (tests/llm_servers) for the generative-backend tests ---------------
+# A module that uses these marks itself with ``pytestmark = pytest.mark.usefixtures("fresh")``
+# so that every test starts from the server's default reply and an empty request log.
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeLLM]:
+    """One fake model server per test module, speaking the OpenAI, Anthropic and Ollama APIs."""
+    with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fresh(server: FakeLLM) -> None:
+    server.script.clear()
+    server.requests.clear()
+    server.responder = cite_first_sentence
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider(request: pytest.FixtureRequest) -> str:
+    """Each test that asks for it runs once per protocol."""
+    return request.param

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from answering.pipeline import Pipeline
 from qabot.errors import BackendError
 from qabot.settings import Settings
 from qabot.types import Answer
-from tests.llm_servers import Fail, FakeLLM, Reply, cite_first_sentence, settings_for
+from tests.llm_servers import Fail, FakeLLM, Reply, settings_for
 
 QUESTION = "When does Russia plan to leave the ISS?"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: FakeLLM) -> None:
-    server.script.clear()
-    server.requests.clear()
-    server.responder = cite_first_sentence
+pytestmark = pytest.mark.usefixtures("fresh")  # tests/conftest.py
 
 
 def llm_pipeline(seeds: Pipeline, settings: Settings) -> Pipeline:

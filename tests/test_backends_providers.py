@@ -8,7 +8,6 @@ malformed replies and a refused connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,13 +15,10 @@ from answering.backends import create
 from answering.generative import GenerativeAnswerer, Outcome, generate
 from qabot.types import Chunk, Hit
 from tests.llm_servers import (
-    PROVIDERS,
     Fail,
-    FakeLLM,
     Hang,
     Malformed,
     Reply,
-    cite_first_sentence,
     obey_injection,
     settings_for,
     unused_port,
@@ -56,22 +52,7 @@ HITS = [hit("iss.txt", 1)]
 INJECTED = [hit("notes.txt", 1), hit("iss.txt", 2)]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: FakeLLM) -> None:
-    server.script.clear()
-    server.requests.clear()
-    server.responder = cite_first_sentence
-
-
-@pytest.fixture(params=PROVIDERS)
-def provider(request: pytest.FixtureRequest) -> str:
-    return request.param
+pytestmark = pytest.mark.usefixtures("fresh")  # tests/conftest.py
 
 
 @pytest.fixture(params=[False, True], ids=["whole", "stream"])

@@ -10,34 +10,17 @@ text, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from answering.pipeline import Pipeline
 from qabot.types import Answer
-from tests.llm_servers import PROVIDERS, Drop, FakeLLM, cite_first_sentence, settings_for
+from tests.llm_servers import Drop, FakeLLM, cite_first_sentence, settings_for
 from tests.llm_servers.server import PIECE
 
 QUESTION = "When does Russia plan to leave the ISS?"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: FakeLLM) -> None:
-    server.script.clear()
-    server.requests.clear()
-    server.responder = cite_first_sentence
-
-
-@pytest.fixture(params=PROVIDERS)
-def provider(request: pytest.FixtureRequest) -> str:
-    return request.param
+pytestmark = pytest.mark.usefixtures("fresh")  # tests/conftest.py
 
 
 @pytest.fixture
