@@ -52,6 +52,7 @@ def fresh(server: FakeLLM) -> None:
     server.script.clear()
     server.requests.clear()
     server.responder = cite_first_sentence
+    server.piece_delay = 0.0
 
 
 @pytest.fixture(params=PROVIDERS)
