@@ -97,7 +97,11 @@ async def one_load(
             tempfile.TemporaryDirectory() as tmp,
         ):
             async with running_bot(
-                fake, measured, Path(tmp), discord_max_in_flight=args.max_in_flight
+                fake,
+                measured,
+                Path(tmp),
+                discord_max_in_flight=args.max_in_flight,
+                discord_max_waiting=args.max_waiting,
             ):
                 tracker = Tracker(fake)
                 warm = [(fake.new_member(f"warm{i}"), questions[i]) for i in range(4)]
@@ -154,6 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, nargs="+", default=[200, 500])
     parser.add_argument("--max-in-flight", type=int, default=4)
+    parser.add_argument(
+        "--max-waiting", type=int, default=100, help="DISCORD_MAX_WAITING (its default: 100)"
+    )
     parser.add_argument("--spread-ms", type=float, default=0, help="spread the sends over this")
     parser.add_argument("--slow-ms", type=float, default=0, help="extra blocking time per answer")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait per load")
@@ -195,7 +202,8 @@ def main() -> None:
         for r in results
     ]
     note = (
-        f"DISCORD_MAX_IN_FLIGHT={args.max_in_flight}, spread {args.spread_ms:g} ms, "
+        f"DISCORD_MAX_IN_FLIGHT={args.max_in_flight}, DISCORD_MAX_WAITING={args.max_waiting}, "
+        f"spread {args.spread_ms:g} ms, "
         f"extra {args.slow_ms:g} ms per answer; at most "
         f"{max(r['max_answering'] for r in results)} answers ran at once; "
         f"{sum(r['errors'] for r in results)} errors logged."
