@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,13 @@ import pytest
 from answering.pipeline import Pipeline
 from qabot.settings import Settings
 from tests.llm_servers import PROVIDERS, FakeLLM, cite_first_sentence
+
+try:  # the same module objects as the test files import (tests/ is not a package)
+    from fake_discord import FakeDiscord
+    from fake_discord.harness import discord_pointed_at, pings_nobody
+except ImportError:
+    from tests.fake_discord import FakeDiscord
+    from tests.fake_discord.harness import discord_pointed_at, pings_nobody
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -59,3 +66,23 @@ def fresh(server: FakeLLM) -> None:
 def provider(request: pytest.FixtureRequest) -> str:
     """Each test that asks for it runs once per protocol."""
     return request.param
+
+
+# ---- a fake Discord (tests/fake_discord) for the bot's tests --------------------------------
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    """A fake Discord gateway and REST API on 127.0.0.1, with discord.py pointed at it.
+
+    Whatever the test did, no message the bot sent or edited may be over 2,000 characters or
+    ping anyone: that is checked for every test that uses it.
+    """
+    server = FakeDiscord()
+    await server.start()
+    with discord_pointed_at(server):
+        yield server
+    await server.stop()
+    for request in server.sent_messages():
+        assert len(request.content) <= 2000, request
+        assert pings_nobody((request.data or {}).get("allowed_mentions")), request

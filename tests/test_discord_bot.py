@@ -13,11 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import discord
-import discord.gateway
-import discord.http
 import pytest
-import yarl
 
 from answering.pipeline import Pipeline
 from bot.app import QabotBot, create_bot
@@ -65,22 +61,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     pipe = Pipeline(Settings(_env_file=None, qabot_data_dir=data, qabot_seeds=PACKAGED_SEEDS))
     pipe.ingest([PACKAGED_SEEDS, docs / "zephyr.txt"])
     return pipe
-
-
-@pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", server.rest_base)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url)
-    )
-    yield server
-    await server.stop()
-    # Whatever the test did: no message the bot sent could ping anyone.
-    for request in server.sent_messages():
-        assert request.data is not None
-        assert pings_nobody(request.data.get("allowed_mentions")), request
 
 
 StartBot = Callable[..., Awaitable[QabotBot]]

@@ -12,7 +12,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,6 @@ try:
         Tracker,
         all_released,
         ask_all,
-        discord_pointed_at,
-        pings_nobody,
         rss_mb,
         running_bot,
     )
@@ -42,8 +40,6 @@ except ImportError:  # tests/ is a package
         Tracker,
         all_released,
         ask_all,
-        discord_pointed_at,
-        pings_nobody,
         rss_mb,
         running_bot,
     )
@@ -110,18 +106,6 @@ class Errors(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    with discord_pointed_at(server):
-        yield server
-    await server.stop()
-    for request in server.sent_messages():
-        assert len(request.content) <= 2000
-        assert pings_nobody((request.data or {}).get("allowed_mentions")), request
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,29 +16,16 @@ from qabot.settings import Settings
 try:
     from fake_discord import FakeDiscord
     from fake_discord.gateway import shard_of
-    from fake_discord.harness import discord_pointed_at, is_post_to, pings_nobody, running_bot
+    from fake_discord.harness import is_post_to, running_bot
 except ImportError:  # tests/ is a package
     from tests.fake_discord import FakeDiscord
     from tests.fake_discord.gateway import shard_of
     from tests.fake_discord.harness import (
-        discord_pointed_at,
         is_post_to,
-        pings_nobody,
         running_bot,
     )
 
 ISS_QUESTION = "When does Russia plan to leave the ISS?"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    with discord_pointed_at(server):
-        yield server
-    await server.stop()
-    for request in server.sent_messages():
-        assert pings_nobody((request.data or {}).get("allowed_mentions")), request
 
 
 def put_guild_on_shard(fake: FakeDiscord, shard_id: int, shard_count: int) -> None:

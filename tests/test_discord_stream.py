@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,13 @@ import discord
 import discord.gateway
 import discord.http
 import pytest
-import yarl
 
 from answering.pipeline import Pipeline
 from bot import render
 from bot.streaming import EDIT_INTERVAL, WRITING, LiveMessage, provisional
 from qabot.types import Answer
 from tests.fake_discord import FakeDiscord, Request
-from tests.fake_discord.harness import all_released, custom_ids, pings_nobody, running_bot
+from tests.fake_discord.harness import all_released, custom_ids, running_bot
 from tests.llm_servers import FakeLLM, cite_first_sentence, settings_for
 
 QUESTION = "When does Russia plan to leave the ISS?"
@@ -86,22 +85,6 @@ def llm_pipeline(seeds_pipeline: Pipeline, llm: FakeLLM) -> Pipeline:
     pipeline = Pipeline(settings)
     pipeline._client, pipeline._store = seeds_pipeline._client, seeds_pipeline.store
     return pipeline
-
-
-@pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", server.rest_base)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url)
-    )
-    yield server
-    await server.stop()
-    # Streamed or final, sent or edited: no message the bot showed could ping anyone.
-    for request in server.sent_messages():
-        assert request.data is not None
-        assert pings_nobody(request.data.get("allowed_mentions")), request
 
 
 # ---- helpers -------------------------------------------------------------------------------
