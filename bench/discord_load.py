@@ -21,7 +21,6 @@ import gc
 import json
 import logging
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from answering.pipeline import Pipeline
 from evaluation.gold import load_gold
 from evaluation.metrics import percentile
 from qabot.settings import Settings
-from qabot.types import Answer
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.harness import (
+    CountingPipeline,
     GcPauses,
     LoopLag,
     Tracker,
@@ -44,33 +43,6 @@ from tests.fake_discord.harness import (
 )
 
 DATA = ROOT / "bench" / "out" / "cache"
-
-
-class Measured:
-    """The real pipeline, counting concurrent answers (and optionally slower)."""
-
-    def __init__(self, inner: Pipeline, slow: float) -> None:
-        self.inner, self.slow = inner, slow
-        self.running = self.max_running = 0
-        self._lock = threading.Lock()
-
-    def ensure_seeded(self) -> None:
-        self.inner.ensure_seeded()
-
-    def ask(self, question: str, **kwargs: Any) -> Answer:
-        with self._lock:
-            self.running += 1
-            self.max_running = max(self.max_running, self.running)
-        try:
-            if self.slow:
-                time.sleep(self.slow)
-            return self.inner.ask(question, **kwargs)
-        finally:
-            with self._lock:
-                self.running -= 1
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class ErrorCount(logging.Handler):
@@ -85,7 +57,7 @@ class ErrorCount(logging.Handler):
 async def one_load(
     pipeline: Pipeline, questions: list[str], n: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    measured = Measured(pipeline, args.slow_ms / 1000)
+    measured = CountingPipeline(pipeline, delay=args.slow_ms / 1000)
     errors = ErrorCount()
     for name in ("discord", "bot"):
         logging.getLogger(name).addHandler(errors)

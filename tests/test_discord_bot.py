@@ -22,21 +22,10 @@ from qabot.types import Answer
 
 try:
     from fake_discord import FakeDiscord, Request
-    from fake_discord.harness import all_released
+    from fake_discord.harness import all_released, pings_nobody
 except ImportError:  # tests/ is a package
     from tests.fake_discord import FakeDiscord, Request
-    from tests.fake_discord.harness import all_released
-
-
-def pings_nobody(allowed_mentions: dict[str, Any] | None) -> bool:
-    """Discord's rule: nothing in ``parse``, no user or role list, no reply ping."""
-    return (
-        allowed_mentions is not None
-        and allowed_mentions.get("parse") == []
-        and not allowed_mentions.get("users")
-        and not allowed_mentions.get("roles")
-        and not allowed_mentions.get("replied_user")
-    )
+    from tests.fake_discord.harness import all_released, pings_nobody
 
 
 ISS_QUESTION = "When does Russia plan to leave the ISS?"

@@ -10,20 +10,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from answering.pipeline import Pipeline
-from qabot.types import Answer
 
 try:
     from fake_discord import FakeDiscord
     from fake_discord.harness import (
+        CountingPipeline,
         GcPauses,
         LoopLag,
         Tracker,
@@ -35,6 +32,7 @@ try:
 except ImportError:  # tests/ is a package
     from tests.fake_discord import FakeDiscord
     from tests.fake_discord.harness import (
+        CountingPipeline,
         GcPauses,
         LoopLag,
         Tracker,
@@ -64,37 +62,6 @@ MAX_LOOP_LAG = 0.100
 #: bench/discord_load.py). The bound leaves room for allocator slack from the worker threads
 #: and still fails if each answer leaked about 2 MB (its retrieval results, a corpus copy).
 MAX_RSS_GROWTH_MB = 100
-
-
-class CountingPipeline:
-    """The real pipeline, counting how many ``ask`` calls run at the same time (and each one
-    ``delay`` seconds slower, as with a slow model, when ``delay`` is set)."""
-
-    def __init__(self, inner: Pipeline, delay: float = 0.0) -> None:
-        self.inner = inner
-        self.delay = delay
-        self.running = 0
-        self.max_running = 0
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def ensure_seeded(self) -> None:
-        self.inner.ensure_seeded()
-
-    def ask(self, question: str, **kwargs: Any) -> Answer:
-        with self._lock:
-            self.running += 1
-            self.calls += 1
-            self.max_running = max(self.max_running, self.running)
-        try:
-            time.sleep(self.delay)
-            return self.inner.ask(question, **kwargs)
-        finally:
-            with self._lock:
-                self.running -= 1
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class Errors(logging.Handler):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,25 +60,18 @@ def long_answer(messages: list[dict[str, str]]) -> str:
 
 
 # ---- fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as server:
-        yield server
-
-
 @pytest.fixture
-def model(llm: FakeLLM) -> FakeLLM:
-    llm.script.clear()
-    llm.requests.clear()
-    llm.responder = short_quote
-    llm.piece_delay = PIECE_DELAY
-    return llm
+def model(server: FakeLLM, fresh: None) -> FakeLLM:
+    """The shared fake model server (tests/conftest.py), reset, answering slowly."""
+    server.responder = short_quote
+    server.piece_delay = PIECE_DELAY
+    return server
 
 
 @pytest.fixture(scope="module")
-def llm_pipeline(seeds_pipeline: Pipeline, llm: FakeLLM) -> Pipeline:
+def llm_pipeline(seeds_pipeline: Pipeline, server: FakeLLM) -> Pipeline:
     """``QABOT_LLM=openai:fake-gpt`` at the fake model server, sharing the seeds' store."""
-    settings = settings_for("openai", llm.url, qabot_llm_timeout=30).model_copy(
+    settings = settings_for("openai", server.url, qabot_llm_timeout=30).model_copy(
         update={"qabot_data_dir": seeds_pipeline.settings.data_dir}
     )
     pipeline = Pipeline(settings)

@@ -21,8 +21,10 @@ import discord.gateway
 import discord.http
 import yarl
 
+from answering.pipeline import Pipeline
 from bot.app import QabotBot, create_bot
 from qabot.settings import Settings
+from qabot.types import Answer
 
 from .server import Actor, FakeDiscord, Request
 
@@ -94,6 +96,37 @@ async def running_bot(
     finally:
         await bot.close()
         await asyncio.wait_for(task, 10)
+
+
+class CountingPipeline:
+    """The real pipeline, counting how many ``ask`` calls run at the same time (and each one
+    ``delay`` seconds slower, as with a slow model, when ``delay`` is set)."""
+
+    def __init__(self, inner: Pipeline, delay: float = 0.0) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.running = 0
+        self.max_running = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def ensure_seeded(self) -> None:
+        self.inner.ensure_seeded()
+
+    def ask(self, question: str, **kwargs: Any) -> Answer:
+        with self._lock:
+            self.running += 1
+            self.calls += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            time.sleep(self.delay)
+            return self.inner.ask(question, **kwargs)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 async def all_released(bot: Any, timeout: float = 5.0) -> None:
