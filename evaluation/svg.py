@@ -31,6 +31,19 @@ def _open(width: int, height: int, title: str) -> list[str]:
     ]
 
 
+def _y_grid(
+    left: float, top: float, plot_w: float, plot_h: float, lo: float, hi: float
+) -> list[str]:
+    """Five horizontal grid lines from ``lo`` (bottom) to ``hi`` (top), labelled on the left."""
+    out = []
+    for i in range(5):
+        v = lo + (hi - lo) * i / 4
+        y = top + plot_h - plot_h * i / 4
+        out.append(f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" {_FONT}>{v:g}</text>')
+    return out
+
+
 def _legend(names: Sequence[str], x: float, y: float) -> list[str]:
     out = []
     for i, name in enumerate(names):
@@ -72,11 +85,7 @@ def bar_chart(
     top_value = y_max or _nice_max(max(values, default=1.0))
     out = _open(width, height, title)
     span = max(top_value - y_min, 1e-9)
-    for i in range(5):
-        v = y_min + span * i / 4
-        y = top + plot_h - plot_h * i / 4
-        out.append(f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" {_FONT}>{v:g}</text>')
+    out += _y_grid(left, top, plot_w, plot_h, y_min, y_min + span)
     group_w = plot_w / max(len(groups), 1)
     bar_w = group_w * 0.8 / max(len(series), 1)
     for g, label in enumerate(groups):
@@ -132,13 +141,7 @@ def histogram(
         for name, vs in data.items()
     }
     top_count = _nice_max(max(max(c) for c in counts.values()))
-    for i in range(5):
-        y = top + plot_h - plot_h * i / 4
-        out.append(f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" stroke="#ddd"/>')
-        out.append(
-            f'<text x="{left - 4}" y="{y + 4}" text-anchor="end" {_FONT}>'
-            f"{top_count * i / 4:g}</text>"
-        )
+    out += _y_grid(left, top, plot_w, plot_h, 0, top_count)
     bar_w = plot_w / bins
     for s, (name, cs) in enumerate(counts.items()):
         colour = PALETTE[s % len(PALETTE)]
@@ -194,12 +197,7 @@ def line_chart(
         return top + plot_h - plot_h * v / top_value
 
     out = _open(width, height, title)
-    for i in range(5):
-        v = top_value * i / 4
-        out.append(
-            f'<line x1="{left}" y1="{py(v)}" x2="{left + plot_w}" y2="{py(v)}" stroke="#ddd"/>'
-        )
-        out.append(f'<text x="{left - 4}" y="{py(v) + 4}" text-anchor="end" {_FONT}>{v:g}</text>')
+    out += _y_grid(left, top, plot_w, plot_h, 0, top_value)
     for v in x:
         out.append(
             f'<text x="{px(v):.1f}" y="{top + plot_h + 14}" text-anchor="middle" {_FONT}>'
