@@ -1,24 +1,32 @@
-"""The answering pipeline shared by the CLI, the Discord bot and the evaluation harness."""
+"""The answering pipeline shared by the CLI, the Discord bot and the evaluation harness.
+
+It reads as: search, answer with the chosen backend, verify, fall back to the extractive
+answerer when the backend gave nothing that survives verification.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from answering import backends
+from answering.abstention import ABSTAIN_TEXT
+from answering.answerer import Answerer, AnswerRequest, Draft, Streaming, Unavailable
 from answering.citations import keep_verified
-from answering.generative import GenerativeAnswerer, generate
-from answering.offline import ABSTAIN_TEXT, BackgroundModel, OfflineAnswerer
-from qabot.errors import BackendError, InputError, StoreError
+from answering.extractive import ExtractiveAnswerer
+from qabot.errors import InputError, StoreError
 from qabot.settings import Settings
-from qabot.types import Answer, IngestReport
+from qabot.types import Answer, IngestReport, Turn
 from retrieval import indexer
 from retrieval.embeddings import Embedder, get_embedder
 from retrieval.search import Corpus, HybridSearcher, Mode
 from retrieval.store import Store, bump_revision, open_client, read_revision
+
+#: A conversation's earlier turns: questions alone (``str``) or with their answers.
+History = Sequence["str | Turn"]
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -31,39 +39,93 @@ def clean_question(question: str, max_chars: int) -> str:
     return text
 
 
-class Pipeline:
-    """Retrieve, answer, verify. Heavy parts are built on first use and then reused."""
+def as_turns(history: History) -> list[Turn]:
+    return [t if isinstance(t, Turn) else Turn(str(t)) for t in history]
 
-    def __init__(self, settings: Settings | None = None, *, collection: str | None = None) -> None:
+
+def verified_draft(draft: Draft, request: AnswerRequest) -> tuple[Draft | None, int]:
+    """The draft with only the citations verbatim in the store, and how many were dropped.
+
+    ``None`` when it claims an answer and none of its citations holds: an answer with no
+    verified source is never shown.
+    """
+    citations, failed = keep_verified(draft.citations, request.lookup)
+    dropped = draft.dropped + failed
+    if draft.abstained:
+        return Draft(ABSTAIN_TEXT, abstained=True), dropped
+    if not citations:
+        return None, dropped
+    return Draft(draft.text, citations), dropped
+
+
+class Pipeline:
+    """Retrieve, answer, verify. Heavy parts are built on first use and then reused.
+
+    Every part can be given instead (as httpx takes a ``transport``): ``store`` (a
+    :class:`~retrieval.store.Store`), ``embedder`` and ``answerer`` (any
+    :class:`~answering.answerer.Answerer`; default: the ``QABOT_LLM`` backend).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        collection: str | None = None,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        answerer: Answerer | None = None,
+    ) -> None:
         self.settings = settings or Settings()
-        self.collection = collection or self.settings.qabot_collection
+        self.collection: str = (
+            store.name if store is not None else collection or self.settings.qabot_collection
+        )
         self._lock = threading.RLock()
-        self._client = None
-        self._store: Store | None = None
+        self._store = store
+        self._embedder = embedder
         self._corpus: Corpus | None = None
-        self._background: BackgroundModel | None = None
-        # The answering backend (QABOT_LLM) is checked now: a missing key fails at start.
-        self._llm_spec, self._llm_model = backends.resolve(self.settings)
-        self._generative: GenerativeAnswerer | None = None
+        self._answerer = answerer
+        self._fallback: ExtractiveAnswerer | None = None
+        if answerer is None:
+            # The answering backend (QABOT_LLM) is checked now: a missing key fails at start.
+            backends.resolve(self.settings)
 
     # ---- parts ---------------------------------------------------------------------------
     @property
     def embedder(self) -> Embedder:
-        return get_embedder(self.settings.qabot_embed_threads)
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings.qabot_embed_threads)
+        return self._embedder
 
     @property
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
                 url = self.settings.qabot_chroma_url
-                self._client = open_client(self.settings.data_dir, url)
                 self._store = Store(
-                    self._client,
+                    open_client(self.settings.data_dir, url),
                     self.collection,
                     self.settings.qabot_embed_threads,
                     location=url or str(self.settings.data_dir),
                 )
             return self._store
+
+    @property
+    def answerer(self) -> Answerer:
+        """The chosen backend, built on first use (raises :class:`BackendError`)."""
+        with self._lock:
+            if self._answerer is None:
+                self._answerer = backends.create(self.settings)
+            return self._answerer
+
+    @property
+    def fallback(self) -> ExtractiveAnswerer:
+        """The extractive answerer, shown when the chosen backend gives nothing usable."""
+        with self._lock:
+            if isinstance(self._answerer, ExtractiveAnswerer):
+                return self._answerer
+            if self._fallback is None:
+                self._fallback = ExtractiveAnswerer(self.embedder, self.settings.data_dir)
+            return self._fallback
 
     def corpus(self) -> Corpus:
         """The in-memory corpus, rebuilt when another ingest changed the collection."""
@@ -104,11 +166,11 @@ class Pipeline:
             bump_revision(self.settings.data_dir, self.collection)
             return report
 
-    def ensure_seeded(self, progress: indexer.Progress | None = None) -> IngestReport | None:
-        """Ingest the seed documents when the collection is empty."""
+    def ensure_seeded(self, progress: indexer.Progress | None = None) -> IngestReport:
+        """Ingest the seed documents when the collection is empty (an empty report if not)."""
         seeds = self.settings.seeds
         if seeds is None or self.store.count() > 0:
-            return None
+            return IngestReport()
         return self.ingest([seeds], progress)
 
     def sources(self) -> dict[str, int]:
@@ -120,86 +182,86 @@ class Pipeline:
         question: str,
         *,
         k: int | None = None,
-        history: Sequence[str] = (),
+        history: History = (),
         mode: Mode = "hybrid",
     ) -> Answer:
-        """Answer ``question`` from the collection; ``history`` holds earlier questions."""
-        *_, answer = self._answer(question, k=k, history=history, mode=mode, stream=False)
-        assert isinstance(answer, Answer)
-        return answer
+        """Answer ``question`` from the collection; ``history`` holds the earlier turns."""
+        return Streaming(self._answer(question, k, history, mode, stream=False)).result()
 
     def ask_stream(
         self,
         question: str,
         *,
         k: int | None = None,
-        history: Sequence[str] = (),
+        history: History = (),
         mode: Mode = "hybrid",
-    ) -> Iterator[str | Answer]:
-        """:meth:`ask` as it is written: text deltas (``str``), then the final :class:`Answer`.
+    ) -> Streaming[Answer]:
+        """:meth:`ask` as it is written: iterate it for text deltas, then call ``result()``.
 
         The deltas are provisional (raw model text, markers not yet checked): show them as
         they come, then replace them with the final Answer's text, which is verified and may
-        differ (claims dropped, markers renumbered, or the offline answer with a notice).
-        The offline backend yields its whole answer as one delta; when a model's reply fails
-        and the offline answer is shown instead, it comes only as the final Answer.
+        differ (claims dropped, markers renumbered, or the extractive answer with a notice).
+        The extractive backend yields its whole answer as one delta; when a model's reply
+        fails and the extractive answer is shown instead, it comes only as the result.
         """
-        yield from self._answer(question, k=k, history=history, mode=mode, stream=True)
+        return Streaming(self._answer(question, k, history, mode, stream=True))
 
     def streams(self) -> bool:
-        """Whether :meth:`ask_stream` yields the answer as it is written: the backend
-        (``QABOT_LLM``) is a model whose replies stream. It is built now if it was not yet,
-        as :meth:`ask` would (so this can raise the same :class:`BackendError`). The offline
-        backend does not stream: it yields its whole answer as one delta."""
-        model = self._model()
-        return model is not None and bool(model.backend.streams)
+        """Whether :meth:`ask_stream` yields the answer as it is written. The backend is
+        built now if it was not yet, as :meth:`ask` would (so this can raise the same
+        :class:`BackendError`)."""
+        return self.answerer.streams
 
     def _answer(
-        self, question: str, *, k: int | None, history: Sequence[str], mode: Mode, stream: bool
-    ) -> Iterator[str | Answer]:
+        self, question: str, k: int | None, history: History, mode: Mode, stream: bool
+    ) -> Generator[str, None, Answer]:
         t0 = time.perf_counter()
         text = clean_question(question, self.settings.qabot_max_question_chars)
+        turns = as_turns(history)
         k = k or self.settings.qabot_top_k
         corpus = self.corpus()
-        model = self._model()
-        standalone = None
-        if model is not None and history and self.settings.qabot_llm_condense:
-            standalone = model.condense(text, history)
+        answerer = self.answerer
+        standalone = answerer.standalone(text, turns) if turns else None
         # A follow-up ("and when was it launched?") is searched together with the question
         # before it, so that its pronouns find the same passages.
-        query = standalone or (f"{history[-1]} {text}" if history else text)
+        query = standalone or (f"{turns[-1].question} {text}" if turns else text)
         query = query[: self.settings.qabot_max_question_chars]
-        searcher = HybridSearcher(self.store, self.embedder, corpus)
-        retrieval = searcher.search(query, k=k, mode=mode)
+        retrieval = HybridSearcher(self.store, self.embedder, corpus).search(query, k, mode)
         t1 = time.perf_counter()
-        checked, notice, dropped = None, None, 0
-        if model is not None:
-            checked, notice, dropped = yield from generate(
-                model, standalone or text, retrieval.hits, corpus.text, stream
-            )
-        if checked is not None:
-            answer_text, citations, abstained = checked.text, checked.citations, checked.abstained
-            answer_text = ABSTAIN_TEXT if abstained else answer_text
-            backend = model.name if model is not None else "offline"
+        request = AnswerRequest(standalone or text, retrieval, corpus, self.store, turns)
+
+        notice, dropped, backend = None, 0, answerer.name
+        draft: Draft | None = None
+        if not retrieval.hits:
+            draft = Draft(ABSTAIN_TEXT, abstained=True)  # nothing to answer from
         else:
-            answerer = OfflineAnswerer(self.store, corpus, self._background_model())
-            answer_text, citations, abstained = answerer.answer(standalone or text, retrieval)
-            citations, offline_dropped = keep_verified(citations, corpus.text)
-            dropped += offline_dropped
-            if not abstained and not citations:
-                answer_text, abstained = ABSTAIN_TEXT, True
-            backend = answerer.name
-            if stream and model is None:
-                # The offline backend's one delta. After a model's failed or rejected reply
-                # the final Answer replaces the model's text: appended to it, the offline
-                # answer would read as its continuation.
-                yield answer_text
+            try:
+                if stream:
+                    reply = answerer.stream(request)
+                    yield from reply
+                    draft = reply.result()
+                else:
+                    draft = answerer.answer(request)
+            except Unavailable as error:
+                notice = f"The model {answerer.name} was unavailable ({error}): "
+            if draft is not None:
+                draft, dropped = verified_draft(draft, request)
+                if draft is None and answerer is not self.fallback:
+                    notice = f"The answer of {answerer.name} had no verifiable citation: "
+            if draft is None and answerer is not self.fallback:
+                fallback = self.fallback
+                draft, more = verified_draft(fallback.answer(request), request)
+                dropped += more
+                backend = fallback.name
+                notice = notice and notice + f"{fallback.name} answer shown."
+        if draft is None:  # even the extractive answer's citations failed verification
+            draft = Draft(ABSTAIN_TEXT, abstained=True)
         t2 = time.perf_counter()
-        yield Answer(
+        return Answer(
             question=question,
-            text=answer_text,
-            citations=citations,
-            abstained=abstained,
+            text=ABSTAIN_TEXT if draft.abstained else draft.text,
+            citations=[] if draft.abstained else draft.citations,
+            abstained=draft.abstained,
             backend=backend,
             retrieved=retrieval.hits,
             timings_ms={
@@ -210,26 +272,3 @@ class Pipeline:
             dropped_citations=dropped,
             notice=notice,
         )
-
-    def _model(self) -> GenerativeAnswerer | None:
-        """The generative answerer for QABOT_LLM, built on first use; None when offline."""
-        with self._lock:
-            if self._generative is None:
-                try:
-                    backend = self._llm_spec.build(self._llm_model, self.settings)
-                except BackendError:
-                    raise
-                except Exception as error:
-                    raise BackendError(
-                        f"QABOT_LLM={self.settings.qabot_llm} could not start: {error}"
-                    ) from error
-                if backend is None:
-                    return None
-                self._generative = GenerativeAnswerer(backend, self.settings)
-            return self._generative
-
-    def _background_model(self) -> BackgroundModel:
-        with self._lock:
-            if self._background is None:
-                self._background = BackgroundModel(self.embedder, self.settings.data_dir)
-            return self._background

@@ -15,17 +15,19 @@ SQUAD = Path(os.environ.get("QABOT_SQUAD", ROOT.parent / "shared/data/squad2-dev
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from evaluation.runner import EvalPipeline, ingest, open_pipeline  # noqa: E402
+from answering.pipeline import Pipeline  # noqa: E402
+from evaluation.runner import ingest, open_pipeline  # noqa: E402
 from evaluation.squad import SquadSet, load_squad  # noqa: E402
 from qabot.settings import Settings  # noqa: E402
 
 
-def squad_pipeline(data_dir: Path = CACHE) -> tuple[EvalPipeline, SquadSet]:
-    """The SQuAD slice ingested once into ``data_dir`` (later runs find it unchanged)."""
+def squad_pipeline(data_dir: Path = CACHE, cache_size: int = 4) -> tuple[Pipeline, SquadSet]:
+    """The SQuAD slice ingested once into ``data_dir`` (later runs find it unchanged);
+    ``cache_size`` query vectors are remembered (see ``evaluation.runner.QueryCache``)."""
     data = load_squad(SQUAD)
     docs = data.write_documents(data.cache_dir(data_dir))
     settings = Settings(qabot_data_dir=data_dir, _env_file=None)
-    pipeline = open_pipeline(settings, data.collection)
+    pipeline = open_pipeline(settings, data.collection, cache_size)
     ingest(pipeline, [docs])
     return pipeline, data
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from _common import CACHE, ROOT, md_table, save, squad_pipeline
 
 from evaluation.gold import load_gold
-from evaluation.metrics import percentile
 from evaluation.runner import ingest, open_pipeline
 from qabot.settings import Settings
+from qabot.stats import percentile
 
 
 def warm(pipeline, questions: list[str]) -> list[float]:

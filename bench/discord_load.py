@@ -29,8 +29,8 @@ from _common import ROOT, md_table, rss_mb, save
 
 from answering.pipeline import Pipeline
 from evaluation.gold import load_gold
-from evaluation.metrics import percentile
 from qabot.settings import Settings
+from qabot.stats import percentile
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.harness import (
     CountingPipeline,

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 
 from _common import OUT, md_table, save, squad_pipeline
 
-from evaluation.metrics import percentile
-from evaluation.runner import QueryCache, rank_one
+from evaluation.runner import rank_one
 from evaluation.svg import bar_chart
+from qabot.stats import percentile
 from retrieval import search
 
 VARIANTS = {  # name: (mode, weights or None for the code's own)
@@ -58,13 +58,12 @@ def paragraph_ranks(retrieved: list[dict], gold: str) -> int | None:
 
 def main() -> None:
     t0 = time.perf_counter()
-    pipeline, data = squad_pipeline()
+    pipeline, data = squad_pipeline(cache_size=100_000)
     items = [i for i in data.items if i.answerable]
     print(
         f"{len(data.documents)} paragraphs, {len(items)} answerable questions, "
         f"{len(pipeline.corpus().chunks)} chunks (ready in {time.perf_counter() - t0:.0f} s)"
     )
-    pipeline._query_cache = QueryCache(pipeline.embedder._embedder, size=len(items) + 10)
     t1 = time.perf_counter()
     for item in items:
         pipeline.embedder.query(item.question)

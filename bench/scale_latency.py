@@ -19,10 +19,10 @@ import time
 import numpy as np
 from _common import OUT, md_table, rss_mb, save, squad_pipeline
 
-from evaluation.metrics import percentile
 from evaluation.runner import open_pipeline
 from evaluation.svg import line_chart
 from qabot.settings import Settings
+from qabot.stats import percentile
 from retrieval.search import HybridSearcher
 from retrieval.store import Store, bump_revision
 

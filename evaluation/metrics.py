@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from evaluation.gold import GoldItem
+from qabot.stats import percentile
 
 #: Metrics where higher is better, in the order the summary table shows them.
 METRICS: tuple[str, ...] = (
@@ -121,16 +121,6 @@ class QuestionResult:
             "notice": self.notice,
             "dropped_citations": self.dropped_citations,
         }
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (``q`` in 0-100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _share(hits: int, total: int) -> float | None:

@@ -22,7 +22,7 @@ from evaluation.gold import GoldItem
 from evaluation.metrics import QuestionResult, first_relevant_rank, judge, summarise
 from qabot.settings import Settings
 from retrieval import indexer
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import Embedder, get_embedder
 from retrieval.search import MODES, HybridSearcher, Mode
 
 RANK_DEPTH = 10
@@ -53,26 +53,17 @@ class QueryCache:
         return getattr(self._embedder, name)
 
 
-class EvalPipeline(Pipeline):
-    """The bot's pipeline with the query-vector cache in front of its embedder."""
-
-    _query_cache: QueryCache | None = None
-
-    @property
-    def embedder(self) -> Embedder:  # type: ignore[override]
-        if self._query_cache is None:
-            self._query_cache = QueryCache(super().embedder)
-        return self._query_cache  # type: ignore[return-value]
-
-
 def docs_collection(paths: Sequence[Path]) -> str:
     """A stable collection name of its own for a set of document paths."""
     key = "\n".join(sorted(str(p.resolve()) for p in paths))
     return "eval-" + hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
-def open_pipeline(settings: Settings, collection: str) -> EvalPipeline:
-    return EvalPipeline(settings, collection=collection)
+def open_pipeline(settings: Settings, collection: str, cache_size: int = 4) -> Pipeline:
+    """The bot's pipeline with a query-vector cache (``cache_size`` vectors) in front of its
+    embedder."""
+    embedder = QueryCache(get_embedder(settings.qabot_embed_threads), cache_size)
+    return Pipeline(settings, collection=collection, embedder=embedder)  # type: ignore[arg-type]
 
 
 def ingest(

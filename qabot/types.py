@@ -55,6 +55,14 @@ class Citation:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier exchange of a conversation: the question and, when known, its answer."""
+
+    question: str
+    answer: str = ""
+
+
 @dataclass(slots=True)
 class Answer:
     """What every front end shows: the text with [n] markers and its verified citations."""

@@ -47,7 +47,9 @@ def set_aside(store: Any) -> None:
     A new client for the path then gets a fresh system; the old one keeps serving ``store``'s
     reads until :func:`reopen` replaces it. A server client is left alone.
     """
-    client = getattr(store, "_client", None)
+    client: Any = getattr(store, "_client", None)
+    if client is None:
+        return
     try:
         settings = client.get_settings()
         if not settings.is_persistent:
@@ -77,7 +79,7 @@ def reopen(store: Any, *, required: bool) -> None:
         chunks, sentences = (
             client.get_collection(
                 c.name,
-                embedding_function=getattr(c, "_embedding_function", None) or E5EmbeddingFunction(),
+                embedding_function=getattr(c, "_embedding_function", None) or E5EmbeddingFunction(),  # type: ignore[arg-type]
             )
             for c in (store.chunks, store.sentences)
         )

@@ -171,9 +171,10 @@ class HybridSearcher:
             # that they rank below it.
             floor_c = min(chunk_sim.values(), default=0.0)
             floor_s = min(sentence_sims.values(), default=0.0)
-            c = np.array([chunk_sim.get(int(i), floor_c) for i in idx])
-            s = np.array([sent_best.get(int(i), floor_s) for i in idx])
-            fused += WEIGHTS["chunk"] * _zscores(c) + WEIGHTS["sentence"] * _zscores(s)
+            by_chunk = np.array([chunk_sim.get(int(i), floor_c) for i in idx])
+            by_sentence = np.array([sent_best.get(int(i), floor_s) for i in idx])
+            fused += WEIGHTS["chunk"] * _zscores(by_chunk)
+            fused += WEIGHTS["sentence"] * _zscores(by_sentence)
         order = np.argsort(-fused, kind="stable")
         ranked = [(corpus.chunks[int(idx[j])], float(fused[j])) for j in order[: 3 * k]]
         return Retrieval(merge_overlapping(ranked, corpus)[:k], qvec, sentence_sims)

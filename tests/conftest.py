@@ -10,19 +10,10 @@ import pytest
 
 from answering.pipeline import Pipeline
 from qabot.settings import Settings
+from tests.fake_discord import FakeDiscord
+from tests.fake_discord.harness import discord_pointed_at, pings_nobody
 from tests.llm_servers import PROVIDERS, FakeLLM, cite_first_sentence
-
-try:  # the same module objects as the test files import (tests/ is not a package)
-    from fake_discord import FakeDiscord
-    from fake_discord.harness import discord_pointed_at, pings_nobody
-except ImportError:
-    from tests.fake_discord import FakeDiscord
-    from tests.fake_discord.harness import discord_pointed_at, pings_nobody
-
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
-ISS_DOC = "000_47f2f9f2b89161a3.txt"
-ROSCOSMOS_DOC = "003_293c8d6e3f4fbd2b.txt"
+from tests.paths import SEEDS
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from answering.backends.base import (
     BUILTINS,
     ENTRY_POINT_GROUP,
+    Answerer,
     BackendSpec,
     ChatBackend,
     Message,
@@ -14,6 +15,7 @@ from answering.backends.base import (
 
 __all__ = [
     "BUILTINS",
+    "Answerer",
     "ENTRY_POINT_GROUP",
     "BackendSpec",
     "ChatBackend",

@@ -1,8 +1,9 @@
-"""The backend protocol and the registry that maps ``QABOT_LLM`` to a backend.
+"""The registry that maps ``QABOT_LLM`` to an answering backend.
 
 ``QABOT_LLM`` is ``<prefix>`` or ``<prefix>:<model>``. Each prefix has a :class:`BackendSpec`:
-the built-ins are listed in :data:`BUILTINS`; a plugin adds one through the ``qabot.backends``
-entry-point group, whose entries point at a ``BackendSpec`` (or a function returning one)::
+the built-ins are listed in :data:`BUILTINS` (the offline extractive answerer among them,
+registered like every other); a plugin adds one through the ``qabot.backends`` entry-point
+group, whose entries point at a ``BackendSpec`` (or a function returning one)::
 
     [project.entry-points."qabot.backends"]
     mybackend = "my_package.qabot_backend:SPEC"
@@ -12,34 +13,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
 
+from answering.answerer import Answerer
+from answering.llm.chat import ChatBackend, Message
 from qabot.errors import BackendError
 from qabot.settings import Settings
 
+__all__ = ["Answerer", "BackendSpec", "ChatBackend", "Message", "create", "resolve", "specs"]
+
 ENTRY_POINT_GROUP = "qabot.backends"
-
-#: A chat message: ``("system" | "human" | "ai", text)``.
-Message = tuple[str, str]
-
-
-@runtime_checkable
-class ChatBackend(Protocol):
-    """A generative model. ``complete`` returns the whole reply, ``stream`` its text deltas."""
-
-    name: str
-    streams: bool
-
-    def complete(self, messages: Sequence[Message]) -> str: ...
-
-    def stream(self, messages: Sequence[Message]) -> Iterator[str]: ...
-
-    def is_transient(self, error: BaseException) -> bool:
-        """True when retrying the same request may succeed (timeout, 429, 5xx...)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +34,14 @@ class BackendSpec:
     ``packages`` must be installed (their import names in ``module_names`` when they differ),
     ``env`` are the settings it reads, ``optional`` what it can use besides. ``check`` raises
     :class:`BackendError` with a one-line message when the backend cannot run with these
-    settings (missing key or file). ``build`` returns the backend, or ``None`` for the
-    extractive offline answerer.
+    settings (missing key or file). ``build`` returns an :class:`Answerer`, or a
+    :class:`ChatBackend` (a model), which :func:`create` wraps in the model answerer.
     """
 
     prefix: str
     summary: str
     example: str
-    build: Callable[[str, Settings], ChatBackend | None]
+    build: Callable[[str, Settings], Answerer | ChatBackend]
     packages: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     extra: str = ""
@@ -148,7 +133,17 @@ def resolve(settings: Settings) -> tuple[BackendSpec, str]:
     return spec, model
 
 
-def create(settings: Settings) -> ChatBackend | None:
-    """The configured backend, or ``None`` for the offline extractive answerer."""
+def create(settings: Settings) -> Answerer:
+    """The answerer that ``settings.qabot_llm`` names, built (raises :class:`BackendError`)."""
     spec, model = resolve(settings)
-    return spec.build(model, settings)
+    try:
+        built = spec.build(model, settings)
+    except BackendError:
+        raise
+    except Exception as error:
+        raise BackendError(f"QABOT_LLM={settings.qabot_llm} could not start: {error}") from error
+    if isinstance(built, Answerer):
+        return built
+    from answering.llm.answerer import ModelAnswerer
+
+    return ModelAnswerer(built, settings)

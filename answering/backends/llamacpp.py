@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from answering.backends.base import BackendSpec, ChatBackend, Message
-from answering.backends.retry import MalformedReply, is_transient
+from answering.llm.retry import MalformedReply, is_transient
 from qabot.errors import BackendError
 from qabot.settings import Settings
 

@@ -1,13 +1,15 @@
-"""The default backend: no model at all, the extractive answerer in ``answering.offline``."""
+"""The default backend: the extractive answerer (``answering.extractive``), no model at all."""
 
 from __future__ import annotations
 
-from answering.backends.base import BackendSpec, ChatBackend
+from answering.backends.base import BackendSpec
+from answering.extractive import ExtractiveAnswerer
 from qabot.settings import Settings
+from retrieval.embeddings import get_embedder
 
 
-def _build(model: str, settings: Settings) -> ChatBackend | None:
-    return None  # the pipeline answers with OfflineAnswerer
+def _build(model: str, settings: Settings) -> ExtractiveAnswerer:
+    return ExtractiveAnswerer(get_embedder(settings.qabot_embed_threads), settings.data_dir)
 
 
 SPEC = BackendSpec(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from answering.backends.base import BackendSpec, ChatBackend
-from answering.backends.chat import LangChainBackend
+from answering.backends.langchain import LangChainBackend
 from qabot.errors import BackendError
 from qabot.settings import Settings
 

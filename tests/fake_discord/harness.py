@@ -22,7 +22,7 @@ import discord.http
 import yarl
 
 from answering.pipeline import Pipeline
-from bot.app import QabotBot, create_bot
+from bot.discord.app import QabotBot, create_bot
 from qabot.settings import Settings
 from qabot.types import Answer
 

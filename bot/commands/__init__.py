@@ -1,1 +1,0 @@
-"""Extra ``qabot`` sub-commands: each module here defines ``register(app: typer.Typer)``."""

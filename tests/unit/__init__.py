@@ -1,0 +1,1 @@
+"""Fast tests of one part at a time, in-process."""
