@@ -27,7 +27,7 @@ from bot.cli import app
 from qabot.errors import StoreError
 from qabot.settings import Settings
 from tests.paths import ROOT
-from tests.test_chroma_server import CHROMA, free_port, pipeline_for, start_server
+from tests.e2e.test_chroma_server import CHROMA, free_port, pipeline_for, start_server
 
 pytestmark = pytest.mark.slow  # load, fault and hostile tests: `pytest -m "not slow"` skips them
 
