@@ -26,8 +26,8 @@ from answering.pipeline import Pipeline
 from bot.cli import app
 from qabot.errors import StoreError
 from qabot.settings import Settings
-from tests.paths import ROOT
 from tests.e2e.test_chroma_server import CHROMA, free_port, pipeline_for, start_server
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.slow  # load, fault and hostile tests: `pytest -m "not slow"` skips them
 
