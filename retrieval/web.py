@@ -399,11 +399,17 @@ class _Run:
     """One start URL: a page, a sitemap, or a crawl, within the page budget."""
 
     def __init__(
-        self, fetcher: Fetcher, out: WebFetch, request: WebRequest, progress: Progress | None
+        self,
+        fetcher: Fetcher,
+        out: WebFetch,
+        request: WebRequest,
+        progress: Progress | None,
+        taken: set[str],
     ) -> None:
         self.fetcher, self.out, self.request, self.progress = fetcher, out, request, progress
         self.done: set[str] = set()  # requested or reached through a redirect
-        self.sources: set[str] = set()  # pages handed to the indexer by this run
+        self.sources: set[str] = set()  # pages this run found
+        self.taken = taken  # pages handed to the indexer by any run of this fetch
 
     def run(self, root: str, budget: int) -> tuple[int, bool, bool]:
         """Fetch from ``root``; (pages requested, crawl-like, ran to the end without failure)."""
@@ -473,9 +479,12 @@ class _Run:
             self.out.results.append(
                 LoadResult(page.final, None, "the page asks not to be indexed (robots noindex)")
             )
-        elif page.final not in self.sources:
+        else:
             assert page.text is not None
             self.sources.add(page.final)
+            if page.final in self.taken:  # two start URLs reached the same page
+                return
+            self.taken.add(page.final)
             self.out.results.append(LoadResult(page.final, Document(page.final, page.text)))
             if page.not_modified:
                 self.out.not_modified.append(page.final)
@@ -494,12 +503,13 @@ def fetch_pages(
     out = WebFetch()
     fetcher = Fetcher(cache, timeout)
     budget = request.max_pages
+    taken: set[str] = set()
     try:
         for root in dict.fromkeys(roots):
             if budget <= 0:
                 out.results.append(LoadResult(root, None, "the page budget (--max-pages) ran out"))
                 continue
-            run = _Run(fetcher, out, request, progress)
+            run = _Run(fetcher, out, request, progress, taken)
             used, crawled, complete = run.run(root, budget)
             budget = max(budget - used, 0)
             if not crawled:

@@ -37,7 +37,6 @@ async def start_bot(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[StartBot
             "discord_cooldown_seconds": 0,
             "discord_token": fake.token,
             "qabot_web_timeout": 0.5,
-            "qabot_seeds": None,
         }
         settings = Settings(**(values | overrides))
         bot = create_bot(settings, pipeline=Pipeline(settings))
@@ -78,6 +77,15 @@ async def test_admin_ingests_a_url_and_the_answer_cites_it(
     done = fake.for_interaction(crawl)[-1].content
     assert "Added 8" in done and "unchanged 1" in done  # a.html was there already
     assert "HTTP 404" in done and "missing.html" in done
+
+    site.log.clear()
+    reindex = await fake.slash("reindex", actor=fake.owner)
+    await fake.wait_for(lambda r: r.path.startswith(f"/webhooks/{fake.app_id}/{reindex['token']}"))
+    text = fake.for_interaction(reindex)[-1].content
+    every = len(bot.pipeline.sources())  # the 9 pages, and the seed files the bot started with
+    assert f"Added 0, updated 0, unchanged {every}, removed 0" in text
+    etag = [r for r in site.log if r["path"] == "/docs/etag.html"]
+    assert etag and etag[0]["if_none_match"] == '"stable-1"' and etag[0]["status"] == 304
 
 
 async def test_url_ingest_is_for_admins_and_needs_a_web_address(

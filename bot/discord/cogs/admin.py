@@ -150,11 +150,16 @@ class Admin(commands.Cog):
     @admin_only()
     async def reindex(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        from retrieval.web import WebRequest, is_url
+
         sources = await asyncio.to_thread(self.bot.pipeline.sources)
-        present = [Path(s) for s in sources if Path(s).exists()]
-        missing = [s for s in sources if not Path(s).exists()]
+        urls = tuple(s for s in sources if is_url(s))  # re-fetched (conditionally), one by one
+        files = [s for s in sources if not is_url(s)]
+        present = [Path(s) for s in files if Path(s).exists()]
+        missing = [s for s in files if not Path(s).exists()]
+        web = WebRequest(urls, max_pages=max(len(urls), 1)) if urls else None
         try:
-            report = await asyncio.to_thread(self.bot.pipeline.ingest, present)
+            report = await asyncio.to_thread(self.bot.pipeline.ingest, present, web=web)
         except QabotError as exc:
             await _reply(interaction, str(exc))
             return
