@@ -193,9 +193,9 @@ def openai_client(model: str, base_url: str | None, key: str | None, batch: int,
 
     client = OpenAIEmbeddings(
         model=model,
-        base_url=base_url,
-        api_key=key or PLACEHOLDER_KEY,
-        timeout=timeout,
+        openai_api_base=base_url,
+        openai_api_key=key or PLACEHOLDER_KEY,
+        request_timeout=timeout,
         max_retries=0,
         chunk_size=batch,
         check_embedding_ctx_length=False,

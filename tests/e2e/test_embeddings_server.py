@@ -14,10 +14,10 @@ from typing import Any
 import chromadb
 import numpy as np
 import pytest
-from answering.background import background_file
 from chromadb.config import Settings as ChromaSettings
 from typer.testing import CliRunner
 
+from answering.background import background_file
 from answering.pipeline import Pipeline
 from bot.cli import app
 from qabot.errors import EmbeddingError, StoreError
