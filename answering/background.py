@@ -7,14 +7,16 @@ means something against how close unrelated text is (the extractive answerer's m
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.embeddings import DIMENSIONS, Embedder
+from retrieval.embeddings import MODEL_ID, TextEmbedder
 
 
 @cache
@@ -23,12 +25,25 @@ def background_sentences() -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
+def background_file(model_id: str) -> str:
+    """The cache file of one model's background vectors: another model never reads them.
+
+    e5 keeps the name it always had; other ids are made file-safe, with a hash of the id so
+    that two ids that read the same once cleaned never share a file.
+    """
+    if model_id == MODEL_ID:
+        return "background-e5.npy"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_id).strip("-.")[:60]
+    digest = hashlib.sha256(model_id.encode()).hexdigest()[:8]
+    return f"background-{slug}-{digest}.npy"
+
+
 class BackgroundModel:
     """Vectors of unrelated sentences, computed once and cached in the data directory."""
 
-    def __init__(self, embedder: Embedder, cache_dir: Path | None) -> None:
+    def __init__(self, embedder: TextEmbedder, cache_dir: Path | None) -> None:
         self._embedder = embedder
-        self._cache = cache_dir / "background-e5.npy" if cache_dir else None
+        self._cache = cache_dir / background_file(embedder.model_id) if cache_dir else None
         self._vectors: np.ndarray | None = None
 
     def vectors(self) -> np.ndarray:
@@ -49,7 +64,7 @@ class BackgroundModel:
             cached = np.load(self._cache)
         except (OSError, ValueError, EOFError):
             return None
-        return cached if cached.shape == (rows, DIMENSIONS) else None
+        return cached if cached.shape == (rows, self._embedder.dimensions) else None
 
     def _save(self, vectors: np.ndarray) -> None:
         """Write the cache whole or not at all (a full disk must not leave half a file)."""

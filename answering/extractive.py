@@ -27,7 +27,7 @@ from answering.abstention import ABSTAIN_TEXT, MIN_COVERAGE, MIN_MARGIN, answera
 from answering.answerer import AnswerRequest, Draft, SentenceVectors, Streaming
 from answering.background import BackgroundModel
 from qabot.types import Citation, Turn
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import TextEmbedder
 from retrieval.lexical import LexicalIndex, terms
 from retrieval.search import Corpus, Retrieval
 from retrieval.store import SentenceRecord
@@ -77,7 +77,7 @@ class ExtractiveAnswerer:
     name = "offline"
     streams = False
 
-    def __init__(self, embedder: Embedder, cache_dir: Path | None) -> None:
+    def __init__(self, embedder: TextEmbedder, cache_dir: Path | None) -> None:
         self.background = BackgroundModel(embedder, cache_dir)
 
     def standalone(self, question: str, history: Sequence[Turn]) -> str | None:

@@ -20,10 +20,11 @@ from answering.extractive import ExtractiveAnswerer
 from qabot.errors import InputError, StoreError
 from qabot.settings import Settings
 from qabot.types import Answer, IngestReport, Turn
-from retrieval import indexer
-from retrieval.embeddings import Embedder, get_embedder
+from retrieval import collection_record, embedders, indexer
+from retrieval.embeddings import TextEmbedder
 from retrieval.search import Corpus, HybridSearcher, Mode
-from retrieval.store import Store, bump_revision, open_client, read_revision
+from retrieval.store import Store, bump_revision, collection_names, open_client, read_revision
+from retrieval.web import WebRequest
 
 #: A conversation's earlier turns: questions alone (``str``) or with their answers.
 History = Sequence["str | Turn"]
@@ -72,7 +73,7 @@ class Pipeline:
         *,
         collection: str | None = None,
         store: Store | None = None,
-        embedder: Embedder | None = None,
+        embedder: TextEmbedder | None = None,
         answerer: Answerer | None = None,
     ) -> None:
         self.settings = settings or Settings()
@@ -88,12 +89,15 @@ class Pipeline:
         if answerer is None:
             # The answering backend (QABOT_LLM) is checked now: a missing key fails at start.
             backends.resolve(self.settings)
+        if embedder is None:
+            embedders.check(self.settings)  # QABOT_EMBEDDINGS too
 
     # ---- parts ---------------------------------------------------------------------------
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> TextEmbedder:
+        """The model ``QABOT_EMBEDDINGS`` selects (the packaged e5 by default)."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.qabot_embed_threads)
+            self._embedder = embedders.select_embedder(self.settings)
         return self._embedder
 
     @property
@@ -101,13 +105,18 @@ class Pipeline:
         with self._lock:
             if self._store is None:
                 url = self.settings.qabot_chroma_url
-                self._store = Store(
-                    open_client(self.settings.data_dir, url),
-                    self.collection,
-                    self.settings.qabot_embed_threads,
-                    location=url or str(self.settings.data_dir),
-                )
+                self._store = self._open_store(open_client(self.settings.data_dir, url))
             return self._store
+
+    def _open_store(self, client: object) -> Store:
+        url = self.settings.qabot_chroma_url
+        return Store(
+            client,
+            self.collection,
+            self.settings.qabot_embed_threads,
+            location=url or str(self.settings.data_dir),
+            embedder=self.embedder,
+        )
 
     @property
     def answerer(self) -> Answerer:
@@ -142,10 +151,43 @@ class Pipeline:
 
     # ---- documents -------------------------------------------------------------------------
     def ingest(
-        self, paths: Sequence[Path], progress: indexer.Progress | None = None
+        self,
+        paths: Sequence[Path],
+        progress: indexer.Progress | None = None,
+        *,
+        web: WebRequest | None = None,
+        rebuild: bool = False,
     ) -> IngestReport:
+        """Bring the collection in line with ``paths`` and the pages of ``web``.
+
+        ``rebuild`` empties the collection first (to change QABOT_EMBEDDINGS, for one).
+        """
+        for path in paths:  # before any page is fetched
+            if not path.exists():
+                raise InputError(f"No such file or directory: {path}")
         with self._lock:
-            store = self.store  # opened first: a bad data directory fails before any work
+            if rebuild:
+                self._drop_collection()
+            _ = self.store  # opened first: a bad data directory fails before any work
+        fetched, cache = None, None
+        if web is not None:  # outside the lock: questions are answered while pages load
+            from retrieval.web import fetch_pages
+            from retrieval.web_cache import WebCache
+
+            cache = WebCache.in_dir(self.settings.data_dir)
+            try:
+                fetched = fetch_pages(
+                    web,
+                    cache,
+                    self.collection,
+                    timeout=self.settings.qabot_web_timeout,
+                    progress=progress,
+                )
+            except BaseException:
+                cache.close()
+                raise
+        with self._lock:
+            store = self.store
             try:
                 report = indexer.sync(
                     store,
@@ -154,7 +196,11 @@ class Pipeline:
                     chunk_tokens=self.settings.qabot_chunk_tokens,
                     overlap=self.settings.qabot_chunk_overlap,
                     progress=progress,
+                    documents=fetched.results if fetched else (),
+                    remove=fetched.remove if fetched else (),
                 )
+                if fetched is not None and cache is not None:
+                    fetched.commit(cache, self.collection)
             except BaseException:
                 self._corpus = None
                 # Other processes must re-read a half-changed collection too, but the error
@@ -162,9 +208,23 @@ class Pipeline:
                 with contextlib.suppress(StoreError):
                     bump_revision(self.settings.data_dir, self.collection)
                 raise
+            finally:
+                if cache is not None:
+                    cache.close()
             self._corpus = None
             bump_revision(self.settings.data_dir, self.collection)
             return report
+
+    def _drop_collection(self) -> None:
+        """Delete this corpus's chunks and sentences (``qabot ingest --rebuild``), then open
+        it again, empty, for the selected embedding model."""
+        if self._store is not None:
+            client = self._store._client
+        else:
+            client = open_client(self.settings.data_dir, self.settings.qabot_chroma_url)
+        collection_record.drop(client, collection_names(self.collection))
+        self._corpus = None
+        self._store = self._open_store(client)
 
     def ensure_seeded(self, progress: indexer.Progress | None = None) -> IngestReport:
         """Ingest the seed documents when the collection is empty (an empty report if not)."""

@@ -22,7 +22,8 @@ from evaluation.gold import GoldItem
 from evaluation.metrics import QuestionResult, first_relevant_rank, judge, summarise
 from qabot.settings import Settings
 from retrieval import indexer
-from retrieval.embeddings import Embedder, get_embedder
+from retrieval.embedders import select_embedder
+from retrieval.embeddings import TextEmbedder
 from retrieval.search import MODES, HybridSearcher, Mode
 
 RANK_DEPTH = 10
@@ -32,7 +33,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 class QueryCache:
     """An embedder whose ``query`` remembers its last few vectors; the rest is delegated."""
 
-    def __init__(self, embedder: Embedder, size: int = 4) -> None:
+    def __init__(self, embedder: TextEmbedder, size: int = 4) -> None:
         self._embedder = embedder
         self._size = size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -62,7 +63,7 @@ def docs_collection(paths: Sequence[Path]) -> str:
 def open_pipeline(settings: Settings, collection: str, cache_size: int = 4) -> Pipeline:
     """The bot's pipeline with a query-vector cache (``cache_size`` vectors) in front of its
     embedder."""
-    embedder = QueryCache(get_embedder(settings.qabot_embed_threads), cache_size)
+    embedder = QueryCache(select_embedder(settings), cache_size)
     return Pipeline(settings, collection=collection, embedder=embedder)  # type: ignore[arg-type]
 
 

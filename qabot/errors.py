@@ -13,5 +13,12 @@ class StoreError(QabotError):
     """The vector store cannot be opened, read or written."""
 
 
+class EmbeddingError(StoreError):
+    """The embedding server failed or answered something unusable.
+
+    A :class:`StoreError`, so an ingest stopped by it says where it stopped, as for the store.
+    """
+
+
 class BackendError(QabotError):
     """The answering backend is misconfigured or unavailable."""

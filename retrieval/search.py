@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from qabot.types import Chunk, Hit
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import TextEmbedder
 from retrieval.lexical import LexicalIndex
 from retrieval.store import SentenceRecord, Store
 
@@ -117,7 +117,7 @@ def _zscores(values: np.ndarray) -> np.ndarray:
 class HybridSearcher:
     """Ranks the chunks of a corpus for a question."""
 
-    def __init__(self, store: Store, embedder: Embedder, corpus: Corpus) -> None:
+    def __init__(self, store: Store, embedder: TextEmbedder, corpus: Corpus) -> None:
         self.store = store
         self.embedder = embedder
         self.corpus = corpus

@@ -20,8 +20,9 @@ import numpy as np
 
 from qabot.errors import InputError, StoreError
 from qabot.types import Chunk
+from retrieval import collection_record
 from retrieval.chroma_recovery import forget_failed_open, reopen, set_aside, with_space
-from retrieval.embeddings import DIMENSIONS, E5EmbeddingFunction
+from retrieval.embeddings import DIMENSIONS, MODEL_ID, E5EmbeddingFunction, TextEmbedder
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,20 +139,38 @@ class Store:
     """The chunk and sentence collections of one corpus."""
 
     def __init__(
-        self, client: Any, collection: str, embed_threads: int = 2, location: str = "embedded"
+        self,
+        client: Any,
+        collection: str,
+        embed_threads: int = 2,
+        location: str = "embedded",
+        embedder: TextEmbedder | None = None,
     ) -> None:
+        """``embedder``: the model that embeds for this collection (default: the packaged e5)."""
         self.name = validate_collection_name(collection)
         self.location = location
         self._client = client
-        ef = E5EmbeddingFunction(embed_threads)
+        if embedder is None:
+            ef: Any = E5EmbeddingFunction(embed_threads)
+            model_id, self._dimensions = MODEL_ID, lambda: DIMENSIONS
+        else:
+            from retrieval.embedders import embedding_function
+
+            ef, model_id = embedding_function(embedder, embed_threads), embedder.model_id
+            self._dimensions = lambda: embedder.dimensions
+        names = collection_names(self.name)
+        collection_record.check(client, self.name, names, model_id)
         meta = {"hnsw:space": "cosine"}
         try:
             self.chunks = client.get_or_create_collection(
-                f"qabot-{self.name}-chunks", embedding_function=ef, metadata=meta
+                names[0], embedding_function=ef, metadata=meta
             )
             self.sentences = client.get_or_create_collection(
-                f"qabot-{self.name}-sentences", embedding_function=ef, metadata=meta
+                names[1], embedding_function=ef, metadata=meta
             )
+            collection_record.record((self.chunks, self.sentences), model_id, self._dimensions)
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"Cannot open collection {self.name!r}: {exc}") from exc
 
@@ -214,11 +233,12 @@ class Store:
         ``get`` per passage scans the filter and grew to ~140 ms a call at 35k sentences.
         """
         if not ids:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+            return np.zeros((0, self._dimensions()), dtype=np.float32)
         res = self.sentences.get(ids=list(ids), include=["embeddings"])
         row = {sid: i for i, sid in enumerate(res["ids"])}
         found = np.asarray(res["embeddings"], dtype=np.float32).reshape(len(res["ids"]), -1)
-        out = np.zeros((len(ids), DIMENSIONS), dtype=np.float32)
+        width = found.shape[1] if len(res["ids"]) else self._dimensions()
+        out = np.zeros((len(ids), width), dtype=np.float32)
         for i, sid in enumerate(ids):
             if sid in row:  # a sentence deleted since the corpus was read scores as unrelated
                 out[i] = found[row[sid]]
@@ -263,6 +283,11 @@ class Store:
             if len(page["ids"]) < _GET_PAGE:
                 return
             offset += _GET_PAGE
+
+
+def collection_names(collection: str) -> tuple[str, str]:
+    """The Chroma collections (chunks, sentences) of the corpus ``collection``."""
+    return f"qabot-{collection}-chunks", f"qabot-{collection}-sentences"
 
 
 def revision_path(data_dir: Path, collection: str) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from answering.backends.base import BackendSpec
 from answering.extractive import ExtractiveAnswerer
 from qabot.settings import Settings
-from retrieval.embeddings import get_embedder
+from retrieval.embedders import select_embedder
 
 
 def _build(model: str, settings: Settings) -> ExtractiveAnswerer:
-    return ExtractiveAnswerer(get_embedder(settings.qabot_embed_threads), settings.data_dir)
+    return ExtractiveAnswerer(select_embedder(settings), settings.data_dir)
 
 
 SPEC = BackendSpec(

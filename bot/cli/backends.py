@@ -92,3 +92,23 @@ def register(app: typer.Typer) -> None:
             "a plugin adds a backend through the 'qabot.backends' entry-point group.",
             style="dim",
         )
+        console.print(embeddings_line(), highlight=False)
+
+
+def embeddings_line() -> str:
+    """Which model embeds (QABOT_EMBEDDINGS), where, and whether it can run here."""
+    from qabot.errors import QabotError
+    from qabot.settings import Settings
+    from retrieval import embedders
+
+    settings = Settings()
+    try:
+        embedders.check(settings)
+        status = "available"
+    except QabotError as error:
+        status = f"cannot run: {error}"
+    return (
+        f"Embeddings (QABOT_EMBEDDINGS): {embedders.model_id(settings)} "
+        f"({embedders.where(settings)}), {status}. Others: e5 (packaged, the default), "
+        "openai:<model> (any /v1/embeddings server), ollama:<model>."
+    )

@@ -10,7 +10,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -116,13 +115,32 @@ def print_answer(answer: Answer, *, text_shown: bool = False) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
-        paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
+        paths: Annotated[
+            list[str], typer.Argument(help="Files, directories, web pages or sitemaps (URLs).")
+        ],
         collection: CollectionOpt = None,
+        crawl: Annotated[
+            bool, typer.Option("--crawl", help="Follow links from the URLs (same site only).")
+        ] = False,
+        max_pages: Annotated[
+            int | None,
+            typer.Option("--max-pages", min=1, help="Pages one run may fetch (default 200)."),
+        ] = None,
+        rebuild: Annotated[
+            bool, typer.Option("--rebuild", help="Empty the collection first, then ingest.")
+        ] = False,
     ) -> None:
         """Add, update and remove documents so the collection matches PATHS."""
+        from retrieval.web import split_sources
+
         with user_errors():
             pipeline = make_pipeline(collection)
-            report = ingest_with_progress(pipeline, lambda p: pipeline.ingest(paths, p))
+            files, web = split_sources(
+                paths, crawl, max_pages, pipeline.settings.qabot_web_max_pages
+            )
+            report = ingest_with_progress(
+                pipeline, lambda p: pipeline.ingest(files, p, web=web, rebuild=rebuild)
+            )
         print_report(report)
 
     @app.command()

@@ -39,7 +39,9 @@ class Rendered:
 
 
 def source_name(source: str) -> str:
-    """The document's file name (``/data/docs/iss.txt`` -> ``iss.txt``)."""
+    """The document's file name (``/data/docs/iss.txt`` -> ``iss.txt``); a web page's URL."""
+    if source.startswith(("http://", "https://")):
+        return trim(source, 200)
     return PurePath(source).name or source
 
 

@@ -86,10 +86,29 @@ class Admin(commands.Cog):
             text = "That didn't work, sorry. The details are in the bot's log."
         await _reply(interaction, text)
 
-    @app_commands.command(name="ingest", description="Add a document (txt, md, rst, html, pdf).")
-    @app_commands.describe(file="The document to add or update")
+    @app_commands.command(
+        name="ingest", description="Add a document (txt, md, rst, html, pdf) or a web page."
+    )
+    @app_commands.describe(
+        file="The document to add or update",
+        url="A web page or sitemap (http:// or https://) to add or update",
+        crawl="With url: also follow its links on the same site (up to QABOT_WEB_MAX_PAGES)",
+    )
     @admin_only()
-    async def ingest(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
+    async def ingest(
+        self,
+        interaction: discord.Interaction,
+        file: discord.Attachment | None = None,
+        url: str | None = None,
+        crawl: bool = False,
+    ) -> None:
+        if (file is None) == (url is None):
+            await _reply(interaction, "Give either a file or a url (one of the two).")
+            return
+        if url is not None:
+            await self._ingest_url(interaction, url, crawl)
+            return
+        assert file is not None
         name = PurePath(file.filename).name
         suffix = PurePath(name).suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
@@ -110,15 +129,37 @@ class Admin(commands.Cog):
             return
         await _reply(interaction, f"`{name}`: {describe_report(report)}")
 
+    async def _ingest_url(self, interaction: discord.Interaction, url: str, crawl: bool) -> None:
+        from retrieval.web import WebRequest, check_url
+
+        try:
+            address = check_url(url)
+        except QabotError as exc:
+            await _reply(interaction, str(exc))
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        request = WebRequest((address,), crawl, self.bot.settings.qabot_web_max_pages)
+        try:
+            report = await asyncio.to_thread(self.bot.pipeline.ingest, [], web=request)
+        except QabotError as exc:
+            await _reply(interaction, str(exc))
+            return
+        await _reply(interaction, f"<{address}>: {describe_report(report)}")
+
     @app_commands.command(name="reindex", description="Re-read every document in the collection.")
     @admin_only()
     async def reindex(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        from retrieval.web import WebRequest, is_url
+
         sources = await asyncio.to_thread(self.bot.pipeline.sources)
-        present = [Path(s) for s in sources if Path(s).exists()]
-        missing = [s for s in sources if not Path(s).exists()]
+        urls = tuple(s for s in sources if is_url(s))  # re-fetched (conditionally), one by one
+        files = [s for s in sources if not is_url(s)]
+        present = [Path(s) for s in files if Path(s).exists()]
+        missing = [s for s in files if not Path(s).exists()]
+        web = WebRequest(urls, max_pages=max(len(urls), 1)) if urls else None
         try:
-            report = await asyncio.to_thread(self.bot.pipeline.ingest, present)
+            report = await asyncio.to_thread(self.bot.pipeline.ingest, present, web=web)
         except QabotError as exc:
             await _reply(interaction, str(exc))
             return
