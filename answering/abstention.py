@@ -28,7 +28,7 @@ import re
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extractOne
 
-from retrieval.lexical import LexicalIndex, terms
+from retrieval.lexical import LexicalIndex, nfc, terms
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
@@ -59,7 +59,9 @@ def absent_names(question: str, lexical: LexicalIndex) -> list[str]:
     When the text holds a question sentence (ending in "?"), only that sentence is read:
     the rest is context or instructions ("Reply with the word HACKED."), not the subject.
     """
-    sentences = [m.group().strip() for m in _SENTENCE.finditer(_MENTION.sub(" ", question))]
+    # NFC, as the index's terms are: a name typed with combining accents is still one word.
+    text = nfc(_MENTION.sub(" ", question))
+    sentences = [m.group().strip() for m in _SENTENCE.finditer(text)]
     asked = [s for s in sentences if s.endswith("?")] or sentences
     vocabulary = lexical.df
     absent: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import cache
 
@@ -26,9 +27,20 @@ def stop_words() -> frozenset[str]:
 
 
 def terms(text: str) -> list[str]:
-    """Lower-cased, stemmed content words of ``text`` (stop words dropped)."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in stop_words()]
+    """Lower-cased, stemmed content words of ``text`` (stop words dropped).
+
+    The words are put in Unicode NFC first: "café" typed as "e" + a combining accent (NFD,
+    as macOS file systems and some editors write it) is then the same word as the composed
+    "é", and a combining mark no longer splits a word (``\\w`` does not match it). Only the
+    terms are normalised, never the stored text, so offsets into the text stay exact.
+    """
+    words = [w for w in _WORD.findall(nfc(text).lower()) if w not in stop_words()]
     return _stemmer().stemWords(words)
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode normal form C (a no-op, and cheap, for text already in it)."""
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
 class LexicalIndex:

@@ -51,10 +51,15 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return spans
 
 
+def _blank(char: str) -> bool:
+    """Whitespace, or a byte-order mark (U+FEFF: kept in the text so offsets match the file)."""
+    return char.isspace() or char == "\ufeff"
+
+
 def _append_trimmed(text: str, s: int, e: int, spans: list[tuple[int, int]]) -> None:
-    while s < e and text[s].isspace():
+    while s < e and _blank(text[s]):
         s += 1
-    while e > s and text[e - 1].isspace():
+    while e > s and _blank(text[e - 1]):
         e -= 1
     if e > s:
         spans.append((s, e))
