@@ -20,7 +20,7 @@ from answering.extractive import ExtractiveAnswerer
 from qabot.errors import InputError, StoreError
 from qabot.settings import Settings
 from qabot.types import Answer, IngestReport, Turn
-from retrieval import collection_record, embedders, indexer
+from retrieval import collection_record, embedders, indexer, seeding
 from retrieval.embeddings import TextEmbedder
 from retrieval.search import Corpus, HybridSearcher, Mode
 from retrieval.store import Store, bump_revision, collection_names, open_client, read_revision
@@ -198,6 +198,9 @@ class Pipeline:
                     progress=progress,
                     documents=fetched.results if fetched else (),
                     remove=fetched.remove if fetched else (),
+                    started=lambda: seeding.mark_initialised(
+                        self.settings.data_dir, self.collection
+                    ),
                 )
                 if fetched is not None and cache is not None:
                     fetched.commit(cache, self.collection)
@@ -227,11 +230,12 @@ class Pipeline:
         self._store = self._open_store(client)
 
     def ensure_seeded(self, progress: indexer.Progress | None = None) -> IngestReport:
-        """Ingest the seed documents when the collection is empty (an empty report if not)."""
+        """Ingest the seed documents into a collection never initialised (an empty report if
+        not; an initialised collection found empty raises StoreError: retrieval/seeding.py)."""
         seeds = self.settings.seeds
-        if seeds is None or self.store.count() > 0:
+        if not seeding.needs_seeds(self.store, self.settings.data_dir, self.collection):
             return IngestReport()
-        return self.ingest([seeds], progress)
+        return IngestReport() if seeds is None else self.ingest([seeds], progress)
 
     def sources(self) -> dict[str, int]:
         return self.store.sources()

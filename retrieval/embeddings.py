@@ -62,6 +62,7 @@ class Embedder:
         self._engine: Any = None
         self._lock = threading.Lock()  # the C engine keeps scratch buffers per model handle
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.embedded = 0  # texts the model has embedded (cache misses), for benchmarks
 
     @property
     def _model(self) -> Any:
@@ -75,18 +76,31 @@ class Embedder:
         return self._engine
 
     def passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per passage."""
+        """L2-normalised float32 vectors, one row per passage.
+
+        Each distinct text is embedded once per call, and not at all when the cache (least
+        recently used first out) has it.
+        """
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        todo = [i for i, t in enumerate(texts) if t[:MAX_INPUT_CHARS] not in self._cache]
-        for i in set(range(len(texts))) - set(todo):
-            out[i] = self._cache[texts[i][:MAX_INPUT_CHARS]]
+        rows: dict[str, list[int]] = {}
+        for i, t in enumerate(texts):
+            rows.setdefault(t[:MAX_INPUT_CHARS], []).append(i)
+        todo: list[str] = []
+        with self._lock:
+            for text, where in rows.items():
+                vector = self._cache.get(text)
+                if vector is None:
+                    todo.append(text)
+                else:
+                    self._cache.move_to_end(text)
+                    out[where] = vector
         for b in range(0, len(todo), batch_size):
-            rows = todo[b : b + batch_size]
-            batch = [texts[i][:MAX_INPUT_CHARS] for i in rows]
+            batch = todo[b : b + batch_size]
             with self._lock:
                 vectors = np.atleast_2d(self._model.passage(batch))
-                for text, row, vector in zip(batch, rows, vectors, strict=True):
-                    out[row] = vector
+                self.embedded += len(batch)
+                for text, vector in zip(batch, vectors, strict=True):
+                    out[rows[text]] = vector
                     self._cache[text] = vector
                 while len(self._cache) > CACHE_ENTRIES:
                     self._cache.popitem(last=False)

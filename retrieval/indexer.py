@@ -1,29 +1,62 @@
 """Bring a collection in line with files on disk: add, keep, replace and remove documents.
 
-Idempotent and crash-safe: ids come from content, sentences are written before chunks, and a
-document counts as stored only when both counts recorded in its chunks' metadata are present
-under its current hash. An ingest killed half-way is therefore seen as "changed" next time,
-re-upserted under the same ids (no duplicates) and its stale rows deleted. Removal goes the
-other way (sentences first, chunks last), so a document half-removed is still listed and
-removed next time. The chunks are the commit record: written last, deleted last.
+Idempotent and crash-safe: ids come from content, and a document counts as stored only when
+both counts recorded in its chunks' metadata are present under its current hash, with no
+rows of another version left. Documents are streamed: one file is read at a time and its
+sentences, then its chunks, are embedded and written in batches of ``BATCH_TEXTS`` texts
+(a batch may span small documents), so memory holds one document's text and one batch of
+vectors, however big the file. An ingest killed half-way is seen as "changed" next time: the
+rows it wrote under the current hash are kept (not embedded again), the missing ones are
+written and the stale rows of the old version deleted, which leaves exactly the rows of a
+clean ingest. Removal goes the other way (sentences first, chunks last), so a document
+half-removed is still listed and removed next time. The chunks are the commit record:
+written last, deleted last.
+
+Sources are identified by absolute path (:func:`retrieval.loaders.source_id`). A stored
+document is removed only when it lies under a directory this ingest names and this ingest
+did not find it there. Each file's signature (inode, size, mtime) is taken when it is read and
+checked again once everything is written: a file changed during the ingest is written again,
+and one deleted during it is removed, so the store never keeps text the file no longer had
+when the ingest finished.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from qabot.errors import InputError, StoreError
 from qabot.types import Chunk, Document, IngestReport
-from retrieval.chunking import chunk_document, chunk_id, document_hash
+from retrieval.chunking import chunk_document, chunk_id, chunk_spans, document_hash
+from retrieval.embeddings import MAX_INPUT_CHARS
 from retrieval.embeddings import TextEmbedder as Embedder
-from retrieval.loaders import LoadResult, display_path, load_paths
+from retrieval.loaders import (
+    LoadResult,
+    Signature,
+    display_path,
+    iter_files,
+    load_one,
+    root_id,
+    signature,
+    source_id,
+)
 from retrieval.sentences import sentence_spans
 from retrieval.store import Store
 
-Progress = Callable[[str, int, int], None]  # (source, done, total)
+#: (label, files done, files total). The label names the file being worked on; while a big
+#: file is written batch by batch it also says how far it is ("big.txt 40%").
+Progress = Callable[[str, int, int], None]
+
+#: Texts embedded and written together: full batches keep the model fast (it is several
+#: times faster per text on a full batch than on a few texts), and one batch of vectors
+#: (1.5 kB each) is all the memory an ingest needs for them.
+BATCH_TEXTS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +68,7 @@ class PreparedDocument:
 
 
 def prepare(document: Document, chunk_tokens: int, overlap: int) -> PreparedDocument:
+    """The chunks (with their text) and sentences of a document (for benchmarks and tools)."""
     doc_hash = document_hash(document.text)
     chunks = chunk_document(document, chunk_tokens, overlap, doc_hash)
     return PreparedDocument(document, doc_hash, chunks, sentence_spans(document.text))
@@ -42,7 +76,13 @@ def prepare(document: Document, chunk_tokens: int, overlap: int) -> PreparedDocu
 
 def is_stored(store: Store, source: str, doc_hash: str) -> tuple[bool, bool]:
     """(anything stored for source, complete and current copy stored)."""
-    c_ids, c_meta, s_ids, s_meta = store.source_state(source)
+    return _complete(store.source_state(source), doc_hash)
+
+
+def _complete(
+    state: tuple[list[str], list[dict], list[str], list[dict]], doc_hash: str
+) -> tuple[bool, bool]:
+    c_ids, c_meta, s_ids, s_meta = state
     if not c_ids and not s_ids:
         return False, False
     current = [m for m in c_meta if m.get("doc_hash") == doc_hash]
@@ -57,36 +97,6 @@ def is_stored(store: Store, source: str, doc_hash: str) -> tuple[bool, bool]:
     return True, complete
 
 
-def write_document(store: Store, embedder: Embedder, prepared: PreparedDocument) -> int:
-    """Upsert a document's sentences, then its chunks, then delete its stale rows."""
-    doc, h = prepared.document, prepared.doc_hash
-    text = doc.text
-    s_ids = [chunk_id(doc.source, h, s, e) + "-s" for s, e in prepared.sentences]
-    s_texts = [text[s:e] for s, e in prepared.sentences]
-    s_meta = [
-        {"source": doc.source, "doc_hash": h, "start": s, "end": e} for s, e in prepared.sentences
-    ]
-    store.upsert("sentences", s_ids, embedder.passages(s_texts), s_meta, s_texts)
-    chunks = prepared.chunks
-    c_meta = [
-        {
-            "source": doc.source,
-            "doc_hash": h,
-            "start": c.start,
-            "end": c.end,
-            "n_chunks": len(chunks),
-            "n_sentences": len(s_ids),
-        }
-        for c in chunks
-    ]
-    c_texts = [c.text for c in chunks]
-    store.upsert("chunks", [c.id for c in chunks], embedder.passages(c_texts), c_meta, c_texts)
-    old_c, _, old_s, _ = store.source_state(doc.source)
-    store.delete("chunks", set(old_c) - {c.id for c in chunks})
-    store.delete("sentences", set(old_s) - set(s_ids))
-    return len(chunks)
-
-
 def remove_source(store: Store, source: str) -> None:
     c_ids, _, s_ids, _ = store.source_state(source)
     # Chunks last: the sources still to remove are found through them.
@@ -94,29 +104,210 @@ def remove_source(store: Store, source: str) -> None:
     store.delete("chunks", c_ids)
 
 
-#: Texts embedded in one call when documents are small (the embedder batches them by 32).
-EMBED_GROUP_TEXTS = 128
+@dataclass(slots=True)
+class _Row:
+    collection: str
+    id: str
+    text: str
+    meta: dict
 
 
-def _texts(prepared: PreparedDocument) -> list[str]:
-    text = prepared.document.text
-    return [text[s:e] for s, e in prepared.sentences] + [c.text for c in prepared.chunks]
+@dataclass(slots=True)
+class _Writer:
+    """Rows waiting to be embedded and written, flushed ``BATCH_TEXTS`` at a time.
+
+    ``known`` maps each text written by this ingest (a 16-byte digest) to a record holding its
+    vector, so a text repeated anywhere in the ingest (boilerplate, a sentence that is also a
+    chunk) is embedded once, whatever the embedder's cache has evicted meanwhile: the vector
+    is read back from the store, which costs a fraction of embedding it.
+    """
+
+    store: Store
+    embedder: Embedder
+    rows: list[_Row] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+    known: dict[bytes, tuple[str, str]] = field(default_factory=dict)
+    chunks_written: int = 0
+
+    def add(self, row: _Row) -> bool:
+        """Queue ``row``; True when that filled a batch and it was written."""
+        self.rows.append(row)
+        if len(self.rows) >= BATCH_TEXTS:
+            self.flush()
+            return True
+        return False
+
+    def then(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once every row queued so far is written."""
+        if self.rows:
+            self.after.append(action)
+        else:
+            action()
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        if rows:
+            vectors = self._vectors(rows)
+            for collection in ("sentences", "chunks"):  # chunks, the commit record, last
+                picked = [i for i, r in enumerate(rows) if r.collection == collection]
+                if picked:
+                    self.chunks_written += len(picked) if collection == "chunks" else 0
+                    self.store.upsert(
+                        collection,
+                        [rows[i].id for i in picked],
+                        vectors[picked],
+                        [rows[i].meta for i in picked],
+                        [rows[i].text for i in picked],
+                    )
+            for row in rows:
+                self.known.setdefault(_key(row.text), (row.collection, row.id))
+        actions, self.after = self.after, []
+        for action in actions:
+            action()
+
+    def _vectors(self, rows: list[_Row]) -> np.ndarray:
+        keys = [_key(r.text) for r in rows]
+        reuse: dict[str, dict[str, int]] = {"chunks": {}, "sentences": {}}
+        fresh: list[int] = []
+        for i, key in enumerate(keys):
+            if key in self.known:
+                collection, rid = self.known[key]
+                reuse[collection][rid] = i
+            else:
+                fresh.append(i)
+        found: dict[int, np.ndarray] = {}
+        for collection, wanted in reuse.items():
+            for rid, vector in self.store.vectors(collection, list(wanted)).items():
+                found[wanted[rid]] = vector
+        # A record gone from the store meanwhile is embedded again.
+        fresh += [i for ids in reuse.values() for i in ids.values() if i not in found]
+        embedded = self.embedder.passages([rows[i].text for i in fresh])
+        out = np.zeros((len(rows), embedded.shape[1]), dtype=np.float32)
+        if fresh:
+            out[fresh] = embedded
+        for i, vector in found.items():
+            out[i] = vector
+        # A text already in this batch was embedded once for every copy (the embedder
+        # dedupes within a call); copies in later batches find it through ``known``.
+        return out
 
 
-def _embedding_groups(
-    todo: list[tuple[PreparedDocument, bool]],
-) -> Iterator[list[tuple[PreparedDocument, bool]]]:
-    """Consecutive documents with about EMBED_GROUP_TEXTS texts between them."""
-    group: list[tuple[PreparedDocument, bool]] = []
-    size = 0
-    for item in todo:
-        group.append(item)
-        size += len(item[0].sentences) + len(item[0].chunks)
-        if size >= EMBED_GROUP_TEXTS:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text[:MAX_INPUT_CHARS].encode("utf-8"), digest_size=16).digest()
+
+
+@dataclass(slots=True)
+class _Run:
+    """The state of one :func:`sync` call."""
+
+    store: Store
+    writer: _Writer
+    chunk_tokens: int
+    overlap: int
+    progress: Progress | None
+    total: int
+    report: IngestReport = field(default_factory=IngestReport)
+    done: int = 0
+    read: dict[str, tuple[Path, Signature]] = field(default_factory=dict)  # source -> as read
+
+    def finished(self, label: str) -> None:
+        self.done += 1
+        self.tell(label)
+
+    def tell(self, label: str) -> None:
+        if self.progress:
+            self.progress(label, self.done, self.total)
+
+    def where(self, label: str) -> str:
+        return f"{label} ({self.done} of {self.total} documents done)"
+
+    def ingest(
+        self, file: Path | None, result: LoadResult, legacy: list[str], again: bool = False
+    ) -> None:
+        """Bring one loaded document into the store (``again``: a second pass). ``file``:
+        where it was read, to check afterwards that it did not change (None for web pages)."""
+        report = self.report
+        if result.document is None:
+            report.skipped[result.path] = result.error or "unreadable"
+            self.finished(result.path)
+            return
+        doc, label = result.document, result.path
+        if file is not None and result.signature is not None:
+            self.read[doc.source] = (file, result.signature)
+        doc_hash = document_hash(doc.text)
+        with _stopped_at(self.where(label)):
+            state = self.store.source_state(doc.source)
+        exists, complete = _complete(state, doc_hash)
+        if complete:
+            if not again:
+                report.unchanged.append(doc.source)
+                self.finished(label)
+            self._drop_legacy(legacy, doc.source, doc_hash)
+            return
+        with _stopped_at(self.where(label)):
+            new_chunks, new_sentences = self._write(doc, doc_hash, state, label)
+
+        def commit() -> None:
+            with _stopped_at(self.where(label)):
+                c_ids, _, s_ids, _ = self.store.source_state(doc.source)
+                self.store.delete("chunks", set(c_ids) - new_chunks)
+                self.store.delete("sentences", set(s_ids) - new_sentences)
+                replaced = self._drop_legacy(legacy, doc.source, doc_hash)
+            if again:
+                return
+            (report.updated if exists or replaced else report.added).append(doc.source)
+            self.finished(label)
+
+        self.writer.then(commit)
+
+    def _write(
+        self, doc: Document, doc_hash: str, state: tuple, label: str
+    ) -> tuple[set[str], set[str]]:
+        """Queue the rows of ``doc`` not already stored as they should be; the ids of its
+        chunks and sentences."""
+        text, source = doc.text, doc.source
+        c_ids, c_meta, s_ids, s_meta = state
+        stored = dict(zip(c_ids, c_meta, strict=True)) | dict(zip(s_ids, s_meta, strict=True))
+        sentences = sentence_spans(text)
+        chunks = chunk_spans(text, self.chunk_tokens, self.overlap)
+        base = {"source": source, "doc_hash": doc_hash}
+        counts = {"n_chunks": len(chunks), "n_sentences": len(sentences)}
+        todo, written = len(sentences) + len(chunks), 0
+        ids: tuple[set[str], set[str]] = (set(), set())
+
+        def queue(collection: str, rid: str, s: int, e: int, extra: dict) -> None:
+            nonlocal written
+            ids[collection == "sentences"].add(rid)
+            meta = {**base, "start": s, "end": e, **extra}
+            written += 1
+            if stored.get(rid) == meta:  # written by an earlier, interrupted ingest
+                return
+            if self.writer.add(_Row(collection, rid, text[s:e], meta)) and written < todo:
+                self.tell(f"{label} {100 * written // todo}%")
+
+        for s, e in sentences:
+            queue("sentences", chunk_id(source, doc_hash, s, e) + "-s", s, e, {})
+        for s, e in chunks:
+            queue("chunks", chunk_id(source, doc_hash, s, e), s, e, counts)
+        return ids
+
+    def _drop_legacy(self, legacy: list[str], source: str, doc_hash: str) -> bool:
+        """Remove the copy an older version stored under a relative path for ``source``.
+
+        Such a path was relative to a working directory nobody recorded, so it is taken for
+        this document only when it names this file from here *and* holds the same text (the
+        same hash); any other relative source is kept, never deleted on a guess.
+        """
+        same = [
+            old
+            for old in legacy
+            if source_id(Path(old)) == source
+            and any(m.get("doc_hash") == doc_hash for m in self.store.source_state(old)[1])
+        ]
+        for old in same:
+            remove_source(self.store, old)
+            legacy.remove(old)
+        return bool(same)
 
 
 def _in_scope(source: str, roots: list[str]) -> bool:
@@ -131,67 +322,96 @@ def sync(
     chunk_tokens: int = 180,
     overlap: int = 30,
     progress: Progress | None = None,
+    started: Callable[[], None] | None = None,
     documents: Iterable[LoadResult] = (),
     remove: Iterable[str] = (),
 ) -> IngestReport:
     """Ingest ``paths``; documents that vanished from under a given directory are removed.
 
+    ``started`` is called once the paths are checked, before anything is written.
     ``documents`` come from other sources (web pages): ingested like files; ``remove`` are
     sources that such a source says are gone, removed unless ``documents`` had them.
     """
     paths = list(paths)
     for path in paths:
-        if not path.exists():
-            raise InputError(f"No such file or directory: {path}")
-    report = IngestReport()
-    results = list(load_paths(paths)) + list(documents)
-    seen: set[str] = set()
-    todo: list[tuple[PreparedDocument, bool]] = []  # (document, exists)
-    done = 0
-
-    def finished(source: str) -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(source, done, len(results))
-
-    for result in results:
-        if result.document is None:
-            report.skipped[result.path] = result.error or "unreadable"
-            finished(result.path)
-            continue
-        doc = result.document
-        seen.add(doc.source)
-        prepared = prepare(doc, chunk_tokens, overlap)
-        with _stopped_at(f"{doc.source} ({done} of {len(results)} documents done)"):
-            exists, complete = is_stored(store, doc.source, prepared.doc_hash)
-        if complete:
-            report.unchanged.append(doc.source)
-            finished(doc.source)
-        else:
-            todo.append((prepared, exists))
-    for group in _embedding_groups(todo):
-        # One model call for the whole group: small documents give the model batches of a
-        # few texts each, and it is several times faster per text on full batches. The
-        # vectors land in the embedder's cache, where write_document finds them.
-        embedder.passages([t for prepared, _ in group for t in _texts(prepared)])
-        for prepared, exists in group:
-            source = prepared.document.source
-            with _stopped_at(f"{source} ({done} of {len(results)} documents done)"):
-                report.chunks_written += write_document(store, embedder, prepared)
-            (report.updated if exists else report.added).append(source)
-            finished(source)
-    if progress:
-        progress("", len(results), len(results))
-    roots = [display_path(p) for p in paths]
+        if not os.path.exists(path):
+            raise InputError(f"No such file or directory: {display_path(path)}")
+    if started:
+        started()
+    files = list(iter_files(paths))
+    others = list(documents)
+    total = len(files) + len(others)
+    run = _Run(store, _Writer(store, embedder), chunk_tokens, overlap, progress, total)
+    with _stopped_at("the start"):
+        # Paths stored by older versions, relative to some working directory (not URLs).
+        legacy = [s for s in store.sources() if not s.startswith("/") and "://" not in s]
+    found: set[str] = set()
+    for file, source in files:
+        result = load_one(file, source)
+        if not result.missing:
+            found.add(source)  # found, even if unreadable now: its stored copy is kept
+        run.ingest(file, result, legacy)
+    for result in others:
+        if result.document is not None:
+            found.add(result.document.source)
+        run.ingest(None, result, legacy)
+    with _stopped_at(run.where("the last batch")):
+        run.writer.flush()
+    _recheck(run, legacy, found)
+    run.tell("")
+    roots = [root_id(p) for p in paths if os.path.isdir(p)]
+    report = run.report
+    report.chunks_written = run.writer.chunks_written
     with _stopped_at("the removal of deleted documents"):
         gone = set(remove)
         for source in store.sources():
-            in_scope = _in_scope(source, roots) and not Path(source).exists()
-            if source not in seen and (in_scope or source in gone):
+            if source not in found and (_in_scope(source, roots) or source in gone):
                 remove_source(store, source)
                 report.removed.append(source)
     return report
+
+
+#: Passes over files that changed while they were ingested before giving up on them.
+RECHECKS = 2
+
+
+def _recheck(run: _Run, legacy: list[str], found: set[str]) -> None:
+    """Write again the files that changed since they were read; remove the deleted ones.
+
+    A file still changing after ``RECHECKS`` passes is removed from the store and reported as
+    skipped: a copy that may be behind the file is worse than none.
+    """
+    for attempt in range(RECHECKS + 1):
+        changed = [(s, p) for s, (p, sig) in run.read.items() if _signature(p) != sig]
+        if not changed:
+            return
+        run.read = {}
+        for source, path in changed:
+            result = load_one(path, source)
+            if result.document is None or attempt == RECHECKS:
+                with _stopped_at(f"the removal of {display_path(path)}"):
+                    remove_source(run.store, source)
+                for bucket in (run.report.added, run.report.updated, run.report.unchanged):
+                    if source in bucket:
+                        bucket.remove(source)
+                if result.missing:
+                    found.discard(source)
+                    run.report.removed.append(source)
+                else:
+                    run.report.skipped[result.path] = (
+                        result.error or "kept changing while it was ingested: ingest it again"
+                    )
+                continue
+            run.ingest(path, result, legacy, again=True)
+        with _stopped_at(run.where("the last batch")):
+            run.writer.flush()
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        return signature(os.stat(path))
+    except OSError:
+        return None
 
 
 @contextmanager

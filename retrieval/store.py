@@ -89,10 +89,35 @@ def guarded(method: Callable[P, R]) -> Callable[P, R]:
                 raise
             if write:
                 set_aside(store)
+            if is_damage(exc) and not where.startswith(("http://", "https://")):
+                raise StoreError(damaged_message(where, exc)) from exc
             message = f"The vector store ({where}) failed: {_first_line(exc)}"
             raise StoreError(with_space(message, where)) from exc
 
     return wrapper
+
+
+#: What chromadb and SQLite say when the embedded store's files are corrupt (garbage in
+#: chroma.sqlite3 surfaces as the compactor failing to "pull logs" from it).
+_DAMAGE = re.compile(
+    r"malformed|not a database|Failed to pull logs|database corruption|no such table|"
+    r"file is encrypted|disk image",
+    re.IGNORECASE,
+)
+
+
+def is_damage(exc: BaseException) -> bool:
+    return any(_DAMAGE.search(str(e)) for e in (exc, exc.__cause__, exc.__context__) if e)
+
+
+def damaged_message(data_dir: str, exc: BaseException) -> str:
+    """What a damaged embedded store is, and how to rebuild it."""
+    chroma = Path(data_dir) / "chroma"
+    return (
+        f"The store in {chroma} is damaged ({_first_line(exc)}). To rebuild it, move that "
+        f"folder aside (mv {chroma} {chroma}.damaged) and run qabot ingest with your "
+        "documents again."
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -131,6 +156,8 @@ def open_client(data_dir: Path, chroma_url: str | None = None) -> Any:
         return chromadb.PersistentClient(path=path, settings=chroma_settings)
     except Exception as exc:  # chromadb raises several types for a bad or locked directory
         forget_failed_open(path)
+        if is_damage(exc):
+            raise StoreError(damaged_message(str(data_dir), exc)) from exc
         message = f"Cannot open the store in {data_dir}: {_first_line(exc)}"
         raise StoreError(with_space(message, str(data_dir))) from exc
 
@@ -172,6 +199,8 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:
+            if is_damage(exc) and not location.startswith(("http://", "https://")):
+                raise StoreError(damaged_message(location, exc)) from exc
             raise StoreError(f"Cannot open collection {self.name!r}: {exc}") from exc
 
     # ---- reads -------------------------------------------------------------------------
@@ -224,6 +253,16 @@ class Store:
         return [
             (rid, 1.0 - float(d)) for rid, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
+
+    @guarded
+    def vectors(self, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of the records ``ids`` that exist, by id."""
+        if not ids:
+            return {}
+        target = self.chunks if collection == "chunks" else self.sentences
+        res = target.get(ids=list(ids), include=["embeddings"])
+        found = np.asarray(res["embeddings"], dtype=np.float32).reshape(len(res["ids"]), -1)
+        return dict(zip(res["ids"], found, strict=True))
 
     @guarded
     def sentence_vectors(self, ids: Sequence[str]) -> np.ndarray:
