@@ -22,3 +22,7 @@ class EmbeddingError(StoreError):
 
 class BackendError(QabotError):
     """The answering backend is misconfigured or unavailable."""
+
+
+class SettingsError(QabotError):
+    """A setting (environment variable or ``.env`` line) has a value qabot cannot use."""

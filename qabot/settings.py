@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from qabot.errors import SettingsError
 
 #: The project's own seed documents, used when the store is empty and no path is given.
 PACKAGED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -95,7 +97,10 @@ class Settings(BaseSettings):
     @classmethod
     def _split_channels(cls, value: object) -> object:
         if isinstance(value, str):
-            return [int(part) for part in value.replace(" ", ",").split(",") if part]
+            parts = [part for part in value.replace(" ", ",").split(",") if part]
+            if not all(part.isascii() and part.isdigit() for part in parts):
+                raise ValueError("it takes channel ids (numbers), separated by commas")
+            return [int(part) for part in parts]
         return value
 
     @field_validator("qabot_shards", mode="before")
@@ -125,3 +130,49 @@ class Settings(BaseSettings):
             if candidate.is_dir():
                 return candidate
         return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings, or :class:`SettingsError` naming each bad setting and what it accepts."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", Path: "a path"}
+
+
+def describe(exc: ValidationError) -> str:
+    """One line for a validation error: ``Invalid setting QABOT_TOP_K=0: it takes ...``."""
+    parts = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        field = Settings.model_fields.get(name)
+        shown = "" if _is_secret(field) else f"={error.get('input')!s}"
+        parts.append(f"Invalid setting {name.upper()}{shown}: {_accepts(field, error)}")
+    return "; ".join(parts) + "."
+
+
+def _is_secret(field: object) -> bool:
+    return field is None or "SecretStr" in str(getattr(field, "annotation", ""))
+
+
+def _accepts(field: object, error: dict) -> str:
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if error.get("type") != "value_error" and field is not None:
+        annotation = getattr(field, "annotation", None)
+        kind = next((v for t, v in _KINDS.items() if annotation in (t, t | None)), None)
+        bounds = {}
+        for item in getattr(field, "metadata", []):
+            for key in ("ge", "gt", "le", "lt"):
+                if getattr(item, key, None) is not None:
+                    bounds[key] = getattr(item, key)
+        if kind:
+            low = f"at least {bounds['ge']}" if "ge" in bounds else ""
+            low = f"more than {bounds['gt']}" if "gt" in bounds else low
+            high = f"at most {bounds['le']}" if "le" in bounds else ""
+            high = f"less than {bounds['lt']}" if "lt" in bounds else high
+            limits = " and ".join(p for p in (low, high) if p)
+            return f"it takes {kind}" + (f", {limits}" if limits else "")
+    return message.rstrip(".")

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from bot.cli.backends import stream_answer
-from qabot.errors import QabotError
+from qabot.errors import InputError, QabotError
+from retrieval.loaders import display_source
 
 if TYPE_CHECKING:
     from answering.pipeline import Pipeline
@@ -33,8 +37,25 @@ CollectionOpt = Annotated[
 
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
-    errors.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
+    errors.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(1)
+
+
+def from_argv(text: str) -> str:
+    """Command-line text as valid Unicode: bytes that are not UTF-8 become U+FFFD.
+
+    Python keeps such bytes of argv as lone surrogates, which cannot be printed, encoded or
+    embedded; the rest of the question is still worth answering.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that no byte made
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def check_k(k: int | None) -> None:
+    if k is not None and not 1 <= k <= 50:
+        raise InputError(f"--k must be between 1 and 50, not {k}.")
 
 
 @contextmanager
@@ -50,19 +71,24 @@ def user_errors() -> Iterator[None]:
 
 def make_pipeline(collection: str | None) -> Pipeline:
     from answering.pipeline import Pipeline
-    from qabot.settings import Settings
+    from qabot.settings import load_settings
+    from retrieval.store import validate_collection_name
 
-    return Pipeline(Settings(), collection=collection)
+    if collection is not None:  # -c "" is a mistake, not a request for the default
+        validate_collection_name(collection)
+    return Pipeline(load_settings(), collection=collection)
 
 
 def ingest_with_progress(pipeline: Pipeline, run: Callable[[Any], IngestReport]) -> IngestReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    if not errors.is_terminal:  # a log or a pipe: plain lines, at most one a second
+        return run(progress_lines())
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[source]}"),
+        TextColumn("{task.fields[source]}", markup=False),
         console=errors,
         transient=True,
     ) as bar:
@@ -72,6 +98,20 @@ def ingest_with_progress(pipeline: Pipeline, run: Callable[[Any], IngestReport])
             bar.update(task, completed=done, total=total, source=source[-60:])
 
         return run(progress)
+
+
+def progress_lines(interval: float = 1.0) -> Callable[[str, int, int], None]:
+    """A progress callback printing ``Ingesting 3/12 docs/a.txt`` lines to stderr."""
+    last = 0.0
+
+    def progress(label: str, done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if label and now - last >= interval:
+            last = now
+            errors.print(f"Ingesting {done}/{total} {label}", highlight=False, markup=False)
+
+    return progress
 
 
 def print_report(report: IngestReport) -> None:
@@ -84,7 +124,7 @@ def print_report(report: IngestReport) -> None:
     )
     console.print(table)
     for path, reason in report.skipped.items():
-        errors.print(f"[yellow]Skipped[/] {path}: {reason}", highlight=False)
+        errors.print(f"[yellow]Skipped[/] {escape(path)}: {escape(reason)}", highlight=False)
 
 
 def print_answer(answer: Answer, *, text_shown: bool = False) -> None:
@@ -93,10 +133,10 @@ def print_answer(answer: Answer, *, text_shown: bool = False) -> None:
     if not text_shown:
         console.print(answer.text, highlight=False, markup=False)
     if answer.notice:
-        errors.print(f"[yellow]{answer.notice}[/]", highlight=False)
+        errors.print(f"[yellow]{escape(answer.notice)}[/]", highlight=False)
     if answer.abstained:
         if answer.retrieved:
-            closest = dict.fromkeys(h.chunk.source for h in answer.retrieved[:3])
+            closest = dict.fromkeys(display_source(h.chunk.source) for h in answer.retrieved[:3])
             console.print(
                 "Closest sources (not an answer): " + ", ".join(closest),
                 style="dim",
@@ -107,9 +147,19 @@ def print_answer(answer: Answer, *, text_shown: bool = False) -> None:
     console.print()
     for c in answer.citations:
         console.print(
-            f"[bold][{c.n}][/] [cyan]{c.source}[/] [dim]chars {c.start}-{c.end}[/]", highlight=False
+            f"[bold][{c.n}][/] [cyan]{escape(display_source(c.source))}[/] "
+            f"[dim]chars {c.start}-{c.end}[/]",
+            highlight=False,
         )
         console.print(f"    “{' '.join(c.excerpt.split())}”", highlight=False, markup=False)
+
+
+def shown_sources(data: dict) -> dict:
+    """An answer's JSON with each source as displayed (relative to here when under it)."""
+    for key in ("citations", "retrieved"):
+        for item in data.get(key) or []:
+            item["source"] = display_source(item["source"])
+    return data
 
 
 def register(app: typer.Typer) -> None:
@@ -148,12 +198,12 @@ def register(app: typer.Typer) -> None:
         question: Annotated[str, typer.Argument(help="The question to answer.")],
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         collection: CollectionOpt = None,
-        k: Annotated[
-            int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")
-        ] = None,
+        k: Annotated[int | None, typer.Option("--k", help="Passages to retrieve (1-50).")] = None,
     ) -> None:
         """Answer QUESTION from the documents, with verified citations."""
+        question = from_argv(question)
         with user_errors():
+            check_k(k)
             pipeline = make_pipeline(collection)
             from answering.pipeline import clean_question
 
@@ -166,7 +216,7 @@ def register(app: typer.Typer) -> None:
                 return
             answer = pipeline.ask(question, k=k)
         if as_json:
-            sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(shown_sources(answer.to_dict()), ensure_ascii=False) + "\n")
         else:
             print_answer(answer)
 
@@ -187,13 +237,14 @@ def register(app: typer.Typer) -> None:
                 break
             if not question.strip():
                 break
+            question = from_argv(question)
             try:
                 if streams:  # printed as the model writes it, then the verified answer
                     answer = stream_answer(pipeline, question, history=history[-3:], out=console)
                 else:
                     answer = pipeline.ask(question, history=history[-3:])
             except QabotError as exc:
-                errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
+                errors.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
                 continue
             print_answer(answer, text_shown=streams)
             history.append(question)
@@ -202,11 +253,19 @@ def register(app: typer.Typer) -> None:
     def sources(collection: CollectionOpt = None) -> None:
         """List the documents in the collection with their chunk counts."""
         with user_errors():
-            found = make_pipeline(collection).sources()
+            pipeline = make_pipeline(collection)
+            found = pipeline.sources()
         table = Table(title="Sources", show_edge=False)
         table.add_column("document")
         table.add_column("chunks", justify="right")
         for source, count in found.items():
-            table.add_row(source, str(count))
+            table.add_row(Text(display_source(source)), str(count))
         console.print(table)
         console.print(f"{len(found)} documents, {sum(found.values())} chunks", style="dim")
+        if not found:  # say so when the store was emptied or lost, not just "0 documents"
+            from retrieval.seeding import needs_seeds
+
+            try:
+                needs_seeds(pipeline.store, pipeline.settings.data_dir, pipeline.collection)
+            except QabotError as exc:
+                errors.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)

@@ -20,10 +20,14 @@ def run_discord(
     ] = "info",
 ) -> None:
     """Start the Discord bot (DISCORD_TOKEN and the other settings from the environment/.env)."""
-    from bot.discord.app import RedactSecrets, create_bot
-    from qabot.settings import Settings
+    import discord
 
-    settings = Settings()
+    from bot.cli.core import user_errors
+    from bot.discord.app import RedactSecrets, create_bot
+    from qabot.settings import load_settings
+
+    with user_errors():
+        settings = load_settings()
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         errors.print(
             "[bold red]Error:[/] DISCORD_TOKEN is not set: put it in the environment or .env "
@@ -35,8 +39,17 @@ def run_discord(
     handler = logging.StreamHandler()
     handler.addFilter(RedactSecrets(token))
     level = getattr(logging, log_level.upper(), logging.INFO)
-    bot = create_bot(settings)
-    bot.run(token, log_handler=handler, log_level=level, root_logger=True)
+    with user_errors():
+        bot = create_bot(settings)
+        try:
+            bot.run(token, log_handler=handler, log_level=level, root_logger=True)
+        except discord.LoginFailure:
+            errors.print(
+                "[bold red]Error:[/] Discord refused DISCORD_TOKEN (LoginFailure): copy the bot's "
+                "token again from the Developer Portal (Bot, Reset Token).",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
 
 
 def feedback(
@@ -44,10 +57,12 @@ def feedback(
     recent: Annotated[int, typer.Option("--recent", min=0, help="Thumbs-down shown.")] = 5,
 ) -> None:
     """Summarise the thumbs-up / thumbs-down votes given in Discord."""
+    from bot.cli.core import user_errors
     from bot.discord.feedback_store import FeedbackStore
-    from qabot.settings import Settings
+    from qabot.settings import load_settings
 
-    path = Settings().data_dir / "discord" / "feedback.sqlite3"
+    with user_errors():
+        path = load_settings().data_dir / "discord" / "feedback.sqlite3"
     summary = FeedbackStore(path).summary(recent=recent)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))

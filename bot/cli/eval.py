@@ -78,6 +78,7 @@ def _prepare(
     from evaluation.gold import load_gold
     from evaluation.runner import docs_collection, open_pipeline
     from evaluation.squad import load_squad
+    from retrieval.seeding import needs_seeds
 
     if (gold is None) == (squad is None):
         raise typer.BadParameter("give either a GOLD.jsonl file or --squad FILE.json")
@@ -98,7 +99,9 @@ def _prepare(
         _ingest(pipeline, [docs])
     else:
         pipeline = open_pipeline(settings, collection or settings.qabot_collection)
-        if pipeline.store.count() == 0 and settings.seeds is not None:
+        if settings.seeds is not None and needs_seeds(
+            pipeline.store, settings.data_dir, pipeline.collection
+        ):
             _ingest(pipeline, [settings.seeds])
     return pipeline, items, gold.name
 
@@ -211,13 +214,13 @@ def register(app: typer.Typer) -> None:
         """Ask every gold question as the bot would; report retrieval, answers and latency."""
         from evaluation.report import write_html, write_json
         from evaluation.runner import check_bars
-        from qabot.settings import Settings
+        from qabot.settings import load_settings
 
         mins = parse_bars(minimum or [], "--min")
         maxs = parse_bars(maximum or [], "--max")
         modes = _retrievers(retriever or ["hybrid"])
         try:
-            settings = Settings()
+            settings = load_settings()
             pipeline, items, name = _prepare(settings, gold, squad, docs, collection)
             items = items[:limit] if limit else items
             runs = _run_all(pipeline, items, modes, k)

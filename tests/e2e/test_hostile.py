@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
@@ -72,11 +73,30 @@ def test_sigkilled_ingest_is_repaired_to_equal_a_clean_ingest(tmp_path):
         (docs / f"doc{i:02}.txt").write_text(body, "utf-8")
     env = {**os.environ, "QABOT_DATA_DIR": str(tmp_path / "killed")}
     cmd = [sys.executable, "-m", "bot", "ingest", str(docs)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(4.0)  # model loaded, part-way through the documents
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    # Ready when the progress lines (stderr is not a terminal) say documents are stored:
+    # the model is loaded and the kill lands part-way through the documents, however slow
+    # the machine is.
+    ready = threading.Event()
+
+    def watch() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            found = re.match(r"Ingesting (\d+)/12", line)
+            if found and 1 <= int(found.group(1)) < 12:
+                ready.set()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        assert ready.wait(180), "the ingest never reported a document done"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stderr
 
     killed = Pipeline(Settings(qabot_data_dir=tmp_path / "killed", _env_file=None))

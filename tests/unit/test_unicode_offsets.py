@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from answering.absent_names import absent_names
+from answering.abstention import absent_names
 from answering.pipeline import Pipeline
 from qabot.settings import Settings
 from retrieval.lexical import LexicalIndex

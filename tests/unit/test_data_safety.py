@@ -12,7 +12,7 @@ from qabot.errors import StoreError
 from qabot.settings import Settings
 from retrieval import embeddings, indexer
 from retrieval.seeding import marker_path
-from tests.conftest import SEEDS
+from tests.paths import SEEDS
 
 
 def make_pipeline(data: Path, **kwargs) -> Pipeline:
