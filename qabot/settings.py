@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -158,7 +158,7 @@ def _is_secret(field: object) -> bool:
     return field is None or "SecretStr" in str(getattr(field, "annotation", ""))
 
 
-def _accepts(field: object, error: dict) -> str:
+def _accepts(field: object, error: Any) -> str:
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     if error.get("type") != "value_error" and field is not None:
         annotation = getattr(field, "annotation", None)

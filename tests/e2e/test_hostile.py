@@ -62,7 +62,6 @@ def test_hostile_documents_ingest_safely_and_do_not_steer_answers(tmp_path):
     assert len(chunks) > 100 and all(c.end - c.start < 5000 for c in chunks)
 
 
-@pytest.mark.slow
 def test_sigkilled_ingest_is_repaired_to_equal_a_clean_ingest(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
