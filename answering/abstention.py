@@ -28,6 +28,7 @@ import re
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extractOne
 
+from answering.asked import Kind
 from retrieval.lexical import LexicalIndex, nfc, terms
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -122,3 +123,19 @@ def answerable(
     if enough and coverage < MIN_COVERAGE and absent_names(question, lexical):
         return False
     return enough
+
+
+#: Kinds of answer that a sentence states in a form of their own (a date, a numeral).
+_TYPED = (Kind.DATE, Kind.NUMBER)
+
+
+def near_miss(
+    question: str, kind: Kind, sentence: str, has_kind: bool, lexical: LexicalIndex
+) -> bool:
+    """Whether the best sentence answers a question next to the one asked.
+
+    "When" and "how many" want a date or a number: when even the best sentence has none, it
+    is about the question's topic but cannot answer it (SQuAD 2.0's near misses change one
+    detail of an answerable question).
+    """
+    return kind in _TYPED and not has_kind

@@ -17,15 +17,25 @@ first lacks. When the evidence is too weak (``answering.abstention``) it abstain
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from answering.abstention import ABSTAIN_TEXT, MIN_COVERAGE, MIN_MARGIN, answerable
+from answering.abstention import (
+    ABSTAIN_TEXT,
+    FUNCTION_WORDS,
+    MIN_COVERAGE,
+    MIN_MARGIN,
+    answerable,
+    near_miss,
+)
 from answering.answerer import AnswerRequest, Draft, SentenceVectors, Streaming
+from answering.asked import Kind, asked_kind, has_kind
 from answering.background import BackgroundModel
+from answering.short import short_answer
 from qabot.types import Citation, Turn
 from retrieval.embeddings import TextEmbedder
 from retrieval.lexical import LexicalIndex, terms
@@ -34,6 +44,29 @@ from retrieval.store import SentenceRecord
 
 MAX_SENTENCES = 2
 MAX_EXCERPT_CHARS = 600
+#: What a sentence that holds the asked-for kind of span ("when": a date) gains: half the
+#: coverage scale, so that it beats a sentence that merely repeats more of the question.
+KIND_WEIGHT = 1.0
+#: What a sentence that only restates the question loses: it has nothing to add to it.
+RESTATES_PENALTY = 0.5
+#: The earlier turn of a conversation counts at this share of the follow-up's own words: it
+#: says what "it" refers to, but the follow-up says what is asked.
+CONTEXT_WEIGHT = 0.4
+_WORDS = re.compile(r"\w+")
+_SUBJECT = re.compile(r"\W*(?:he|she|they)\b", re.IGNORECASE)
+#: Words that point back to the sentence before: "She described ...", "This came after ...".
+_LEANS = re.compile(
+    r"^(?:(?:but|and|however|so|yet|still|then|also),?\s+)?(?!it (?:appears|seems|is (?:said|clear"
+    r"|likely|possible|unclear)))(?:he|she|they|it|this|that|these|those"
+    r"|his|her|their|its|such|the (?:move|decision|announcement|statement|plan|deal|agency"
+    r"|company|group|country|report))\b",
+    re.IGNORECASE,
+)
+
+
+def leans_on_previous(text: str) -> bool:
+    """Whether ``text`` opens with a word that refers to the sentence before it."""
+    return bool(_LEANS.match(text.strip().lstrip("\"'“‘(")))
 
 
 @dataclass(slots=True)
@@ -46,6 +79,9 @@ class Candidate:
     coverage: float
     context_coverage: float
     hit_rank: int
+    has_kind: bool = False
+    restates: bool = False
+    previous: tuple[int, int, str] | None = None  # the sentence before, when this leans on it
 
     def score(self, background: float) -> float:
         margin = self.similarity - background
@@ -56,12 +92,32 @@ class Candidate:
             + min(margin / MIN_MARGIN, 2.0)
             + 0.5 * self.context_coverage
             - 0.05 * (self.hit_rank - 1)
+            + KIND_WEIGHT * self.has_kind
+            - RESTATES_PENALTY * self.restates
         )
 
 
-def weighted_terms(question: str, lexical: LexicalIndex) -> dict[str, float]:
-    """The question's content terms with their idf weights."""
-    return {t: lexical.idf(t) for t in set(terms(question))}
+def weighted_terms(
+    question: str, lexical: LexicalIndex, history: Sequence[Turn] = ()
+) -> dict[str, float]:
+    """The question's content terms with their idf weights; with a conversation, the last
+    turn's question and answer terms too, at :data:`CONTEXT_WEIGHT` of theirs."""
+    weights = {t: lexical.idf(t) for t in question_terms(question)}
+    if history:
+        last = history[-1]
+        for t in question_terms(f"{last.question} {_plain(last.answer)}"):
+            weights.setdefault(t, CONTEXT_WEIGHT * lexical.idf(t))
+    return weights
+
+
+def question_terms(text: str) -> set[str]:
+    """The content terms of ``text``: closed-class words ("when", "should", "did") are the
+    question's grammar, not what it is about, even where a corpus rarely uses them."""
+    return set(terms(" ".join(w for w in _WORDS.findall(text) if w.lower() not in FUNCTION_WORDS)))
+
+
+def _plain(answer: str) -> str:
+    return "" if answer.strip() == ABSTAIN_TEXT else re.sub(r"\[\d+\]", " ", answer)
 
 
 def coverage(weights: dict[str, float], text_terms: set[str]) -> float:
@@ -93,7 +149,9 @@ class ExtractiveAnswerer:
             return Draft(ABSTAIN_TEXT, abstained=True)
         qvec = retrieval.query_vector
         background = self.background.similarity(qvec) if qvec is not None else math.inf
-        cands = candidates(question, retrieval, corpus, request.vectors)
+        kind = asked_kind(question)
+        weights = weighted_terms(question, corpus.lexical, request.history)
+        cands = candidates(question, retrieval, corpus, request.vectors, kind, weights)
         if not cands:
             return Draft(ABSTAIN_TEXT, abstained=True)
         cands.sort(key=lambda c: c.score(background), reverse=True)
@@ -104,40 +162,78 @@ class ExtractiveAnswerer:
             coverage=best.coverage,
             margin=best.similarity - background,
             context_coverage=best.context_coverage,
-        ):
+        ) or near_miss(question, kind, best.text, best.has_kind, corpus.lexical):
             return Draft(ABSTAIN_TEXT, abstained=True)
-        chosen = [best]
-        weights = weighted_terms(question, corpus.lexical)
-        covered = set(terms(best.text))
-        for cand in cands[1:]:
-            if len(chosen) >= MAX_SENTENCES:
-                break
-            new = coverage(weights, covered | set(terms(cand.text))) - coverage(weights, covered)
-            # A second sentence must itself cover most of the question (closeness alone only
-            # says "same topic"), add question content the first lacks, and be nearly as
-            # relevant: otherwise it is noise next to the answer.
-            if (
-                cand.coverage >= MIN_COVERAGE
-                and new > 0.15
-                and cand.score(background) >= 0.75 * best.score(background)
-            ):
-                chosen.append(cand)
-                covered |= set(terms(cand.text))
-        citations = [Citation(n, c.source, c.start, c.end, c.text) for n, c in enumerate(chosen, 1)]
-        text = " ".join(f"{_clip(c.text)} [{n}]" for n, c in enumerate(chosen, 1))
-        return Draft(text, citations)
+        # Words the asker already said (in this question or the one it follows up) are not
+        # its answer.
+        said = question_terms(" ".join([question, *(t.question for t in request.history[-1:])]))
+        return compose(best, cands, background, weights, said, kind, question)
+
+
+def compose(
+    best: Candidate,
+    cands: list[Candidate],
+    background: float,
+    weights: dict[str, float],
+    question_terms: set[str],
+    kind: Kind,
+    question: str,
+) -> Draft:
+    """The draft: the short answer (a span of a cited sentence) or the sentence itself, then
+    the citations: the chosen sentence, the one it leans on, and a second when it adds."""
+    chosen: list[tuple[int, int, str]] = [(best.start, best.end, best.text)]
+    if best.previous is not None:
+        chosen.insert(0, best.previous)
+    covered = set(terms(" ".join(t for *_, t in chosen)))
+    for cand in cands[1:]:
+        if len(chosen) >= MAX_SENTENCES + (best.previous is not None):
+            break
+        if any(cand.start == s for s, *_ in chosen):
+            continue
+        new = coverage(weights, covered | set(terms(cand.text))) - coverage(weights, covered)
+        # A second sentence must itself cover most of the question (closeness alone only
+        # says "same topic"), add question content the first lacks, and be nearly as
+        # relevant: otherwise it is noise next to the answer.
+        if (
+            cand.coverage >= MIN_COVERAGE
+            and new > 0.15
+            and cand.score(background) >= 0.75 * best.score(background)
+        ):
+            chosen.append((cand.start, cand.end, cand.text))
+            covered |= set(terms(cand.text))
+    citations = [Citation(n, best.source, s, e, t) for n, (s, e, t) in enumerate(chosen, 1)]
+    markers = " ".join(f"[{c.n}]" for c in citations)
+    # The span comes from the chosen sentence; a name it points back to ("She said"), from
+    # the sentence before.
+    order = [1] if best.previous is None else [2, 1]
+    if not FUNCTION_WORDS.intersection(w.lower() for w in _WORDS.findall(question)):
+        order = []  # not English: what it asks for cannot be read from its wh-words
+    if best.previous is not None and kind is Kind.PERSON and _SUBJECT.match(best.text):
+        order = [1, 2]  # "She described ...": who she is, the sentence before says
+    for n in order:
+        text = citations[n - 1].excerpt
+        span = short_answer(text, question_terms, kind, question)
+        if span is not None:
+            return Draft(f"{text[span[0] : span[1]]} {markers}", citations)
+    body = " ".join(f"{_clip(c.excerpt)} [{c.n}]" for c in citations)
+    return Draft(body, citations)
 
 
 def candidates(
-    question: str, retrieval: Retrieval, corpus: Corpus, vectors: SentenceVectors | None
+    question: str,
+    retrieval: Retrieval,
+    corpus: Corpus,
+    vectors: SentenceVectors | None,
+    kind: Kind = Kind.OTHER,
+    weights: dict[str, float] | None = None,
 ) -> list[Candidate]:
     """Every sentence of the retrieved passages, scored against ``question``."""
-    weights = weighted_terms(question, corpus.lexical)
+    weights = weights if weights is not None else weighted_terms(question, corpus.lexical)
+    own_terms = question_terms(question)
     out: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     per_hit = [
-        corpus.sentences_in(hit.chunk.source, hit.chunk.start, hit.chunk.end)
-        for hit in retrieval.hits
+        _around(corpus, hit.chunk.source, hit.chunk.start, hit.chunk.end) for hit in retrieval.hits
     ]
     sims = _similarities([r for records in per_hit for r in records], retrieval, vectors)
     for hit, records in zip(retrieval.hits, per_hit, strict=True):
@@ -157,6 +253,15 @@ def candidates(
             if key in seen:
                 continue
             seen.add(key)
+            before = None
+            if leans_on_previous(text):
+                prev = corpus.sentence_before(record.source, record.start)
+                prev_text = prev and corpus.text(prev.source, prev.start, prev.end)
+                if prev is not None and prev_text:
+                    before = (prev.start, prev.end, prev_text)
+            typed = has_kind(text, kind) if kind is not Kind.OTHER else False
+            if not typed and before is not None and kind is Kind.PERSON:
+                typed = has_kind(before[2], kind)  # "She said": the name is just before
             out.append(
                 Candidate(
                     record.source,
@@ -167,9 +272,23 @@ def candidates(
                     own_cov + 0.5 * carried,
                     ctx_cov,
                     hit.rank,
+                    has_kind=typed,
+                    restates=bool(own) and own <= own_terms,
+                    previous=before,
                 )
             )
     return out
+
+
+def _around(corpus: Corpus, source: str, start: int, end: int) -> list[SentenceRecord]:
+    """The sentences of a retrieved passage and the one on each side of it: the sentence
+    that matches the question's words is often next to the one that answers it."""
+    records = corpus.sentences_in(source, start, end)
+    if records:
+        before = corpus.sentence_before(source, records[0].start)
+        after = corpus.sentence_after(source, records[-1].end)
+        records = [*([before] if before else []), *records, *([after] if after else [])]
+    return records
 
 
 def _similarities(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,13 +24,50 @@ METRICS: tuple[str, ...] = (
     "cite_gold",
     "correct_cited",
     "model_answered",
+    "answer_contains",
+    "token_f1",
 )
+#: Answer size: mean words of the answer text (neither better nor worse by itself).
+SIZE: tuple[str, ...] = ("answer_words",)
 #: Latency metrics (milliseconds, lower is better).
 LATENCY: tuple[str, ...] = ("latency_p50_ms", "latency_p95_ms", "latency_max_ms")
 
 
 def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
+
+
+_MARKER = re.compile(r"\[\d+\]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+def without_markers(answer: str) -> str:
+    """The answer text as read, without its ``[n]`` citation markers."""
+    return " ".join(_MARKER.sub(" ", answer).split())
+
+
+def squad_tokens(text: str) -> list[str]:
+    """SQuAD's answer normalisation: lower case, no punctuation or articles, split on space."""
+    return _ARTICLES.sub(" ", _PUNCTUATION.sub("", text.lower())).split()
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    """SQuAD's token F1 of ``prediction`` against the best-matching of ``golds`` (0 if none)."""
+    pred = squad_tokens(prediction)
+    best = 0.0
+    for gold in golds:
+        ref = squad_tokens(gold)
+        common = sum((Counter(pred) & Counter(ref)).values())
+        if not pred or not ref:
+            score = float(pred == ref)
+        elif common == 0:
+            score = 0.0
+        else:
+            precision, recall = common / len(pred), common / len(ref)
+            score = 2 * precision * recall / (precision + recall)
+        best = max(best, score)
+    return best
 
 
 def missing_expect(item: GoldItem, answer: str) -> list[str]:
@@ -60,9 +98,14 @@ def first_relevant_rank(sources: Sequence[str], gold: Sequence[str]) -> int | No
     return None
 
 
-def judge(item: GoldItem, answer: str, abstained: bool) -> list[str]:
-    """Why the answer fails its gold item (empty when it passes)."""
+def judge(item: GoldItem, answer: str, abstained: bool, excerpts: Sequence[str] = ()) -> list[str]:
+    """Why the answer fails its gold item (empty when it passes).
+
+    ``expect`` and ``forbid`` are read in what the user is shown: the answer text and the
+    cited excerpts printed with it (a short answer "2028 [1]" shows its sentence below it).
+    """
     reasons: list[str] = []
+    answer = "\n".join([answer, *excerpts])
     if item.answerable and abstained:
         reasons.append("abstained on an answerable question")
     if not item.answerable and not abstained:
@@ -92,6 +135,32 @@ class QuestionResult:
     dropped_citations: int = 0
 
     @property
+    def golds(self) -> list[str]:
+        return [a for alts in self.item.alternatives() for a in alts]
+
+    @property
+    def f1(self) -> float | None:
+        """Token F1 of the answer text (markers left out) against the gold answers; an
+        abstention scores 0. None when there is nothing to score against."""
+        if not self.answered or not self.item.answerable or not self.golds:
+            return None
+        return 0.0 if self.abstained else token_f1(without_markers(self.answer), self.golds)
+
+    @property
+    def words(self) -> int | None:
+        """Words in the answer text (markers left out); None for an abstention."""
+        if not self.answered or self.abstained:
+            return None
+        return len(without_markers(self.answer).split())
+
+    @property
+    def answer_contains(self) -> bool | None:
+        """Whether the answer text alone (no excerpt) holds every ``expect`` item."""
+        if not self.answered or not self.item.answerable or not self.item.expect:
+            return None
+        return not self.abstained and not missing_expect(self.item, self.answer)
+
+    @property
     def passed(self) -> bool | None:
         return None if not self.answered else not self.reasons
 
@@ -116,6 +185,8 @@ class QuestionResult:
             "latency_ms": round(self.latency_ms, 2),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "passed": self.passed,
+            "token_f1": None if self.f1 is None else round(self.f1, 4),
+            "answer_words": self.words,
             "reasons": self.reasons,
             "backend": self.backend,
             "notice": self.notice,
@@ -138,6 +209,9 @@ def summarise(results: Sequence[QuestionResult]) -> dict[str, float | int | None
     citations = [c for r in answered for c in r.citations]
     replied = [r for r in ans if not r.abstained and r.item.sources]
     latencies = [r.latency_ms for r in results]
+    f1s = [r.f1 for r in results if r.f1 is not None]
+    words = [r.words for r in results if r.words is not None]
+    contains = [r.answer_contains for r in results if r.answer_contains is not None]
     return {
         "questions": len(results),
         "answerable": sum(r.item.answerable for r in results),
@@ -166,6 +240,12 @@ def summarise(results: Sequence[QuestionResult]) -> dict[str, float | int | None
             else None  # the offline backend: no model involved
         ),
         "dropped_citations": sum(r.dropped_citations for r in answered),
+        # What the answer text itself gives (the cited excerpts aside): does it hold the gold
+        # answer, and SQuAD's token F1 against the gold answers (mean over answerable
+        # questions, an abstention counting 0), and how long it is.
+        "answer_contains": _share(sum(contains), len(contains)),
+        "token_f1": sum(f1s) / len(f1s) if f1s else None,
+        "answer_words": sum(words) / len(words) if words else None,
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         "latency_max_ms": max(latencies) if latencies else None,

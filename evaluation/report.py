@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 
 from evaluation import svg
-from evaluation.metrics import LATENCY, METRICS
+from evaluation.metrics import LATENCY, METRICS, SIZE
 from evaluation.runner import EvalRun
 
 LABELS = {
@@ -25,6 +25,9 @@ LABELS = {
     "cite_gold": "answers citing a gold source",
     "correct_cited": "answerable: passed and cites gold",
     "model_answered": "answers written by the model (verified)",
+    "answer_contains": "answer text alone holds the gold",
+    "token_f1": "answer token F1 (SQuAD)",
+    "answer_words": "answer length (words, mean)",
     "latency_p50_ms": "latency p50 (ms)",
     "latency_p95_ms": "latency p95 (ms)",
     "latency_max_ms": "latency max (ms)",
@@ -38,6 +41,7 @@ CHART_METRICS = (
     "abstain_precision",
     "abstain_recall",
     "cite_gold",
+    "token_f1",
 )
 
 
@@ -46,7 +50,7 @@ def fmt(value: object, name: str = "") -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.1f}" if name.endswith("_ms") else f"{value:.3f}"
+        return f"{value:.1f}" if name.endswith("_ms") or name in SIZE else f"{value:.3f}"
     return str(value)
 
 
@@ -54,7 +58,7 @@ def report_dict(runs: Sequence[EvalRun], meta: dict) -> dict:
     return {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **meta,
-        "summary": {run.mode: run.summary for run in runs},
+        "summary": {run.name: run.summary for run in runs},
         "runs": [run.to_dict() for run in runs],
     }
 
@@ -73,9 +77,9 @@ th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numer
 
 
 def _summary_table(runs: Sequence[EvalRun]) -> str:
-    head = "".join(f"<th>{escape(r.mode)}</th>" for r in runs)
+    head = "".join(f"<th>{escape(r.name)}</th>" for r in runs)
     rows = [f"<tr><th>metric</th>{head}</tr>"]
-    for name in ("questions", "answerable", "unanswerable", *METRICS, *LATENCY):
+    for name in ("questions", "answerable", "unanswerable", *METRICS, *SIZE, *LATENCY):
         cells = "".join(f'<td class="num">{fmt(r.summary.get(name), name)}</td>' for r in runs)
         rows.append(f"<tr><td>{escape(LABELS.get(name, name))}</td>{cells}</tr>")
     return "<table>" + "".join(rows) + "</table>"
@@ -118,19 +122,19 @@ def render_html(runs: Sequence[EvalRun], meta: dict) -> str:
         _summary_table(runs),
         svg.bar_chart(
             [LABELS[m].replace("retrieval ", "") for m in CHART_METRICS],
-            {r.mode: [r.summary.get(m) for m in CHART_METRICS] for r in runs},
+            {r.name: [r.summary.get(m) for m in CHART_METRICS] for r in runs},
             "Metrics per retriever",
             width=980,
         ),
         svg.histogram(
-            {r.mode: [q.latency_ms for q in r.results] for r in runs},
+            {r.name: [q.latency_ms for q in r.results] for r in runs},
             "Latency per question",
             x_label="milliseconds",
         ),
     ]
     for run in runs:
         failures = sum(1 for r in run.results if r.passed is False)
-        parts.append(f"<h2>{escape(run.mode)}: {failures} failing question(s)</h2>")
+        parts.append(f"<h2>{escape(run.name)}: {failures} failing question(s)</h2>")
         if failures:
             parts.append(_question_rows(run, only_failures=True))
         parts.append(f"<details><summary>All {len(run.results)} questions</summary>")

@@ -67,6 +67,20 @@ def open_pipeline(settings: Settings, collection: str, cache_size: int = 4) -> P
     return Pipeline(settings, collection=collection, embedder=embedder)  # type: ignore[arg-type]
 
 
+def with_backend(pipeline: Pipeline, spec: str) -> Pipeline:
+    """A pipeline answering with the backend ``spec`` (a ``QABOT_LLM`` value) over the same
+    store, embedder (and so the same retrieval) as ``pipeline``."""
+    from answering import backends
+
+    settings = pipeline.settings.model_copy(update={"qabot_llm": spec})
+    return Pipeline(
+        settings,
+        store=pipeline.store,
+        embedder=pipeline.embedder,
+        answerer=backends.create(settings),
+    )
+
+
 def ingest(
     pipeline: Pipeline, paths: Sequence[Path], progress: indexer.Progress | None = None
 ) -> None:
@@ -76,16 +90,23 @@ def ingest(
 
 @dataclass(slots=True)
 class EvalRun:
-    """One retriever's results over a gold set."""
+    """One retriever's (and backend's) results over a gold set."""
 
     mode: str
     results: list[QuestionResult]
     summary: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    backend: str = ""  # the QABOT_LLM spec, when runs of several backends are compared
+
+    @property
+    def name(self) -> str:
+        """The run's column name in reports: the retriever, and the backend when given."""
+        return f"{self.mode} {self.backend}" if self.backend else self.mode
 
     def to_dict(self) -> dict:
         return {
             "retriever": self.mode,
+            "backend": self.backend or None,
             "meta": self.meta,
             "summary": self.summary,
             "questions": [r.to_dict() for r in self.results],
@@ -131,7 +152,7 @@ def ask_one(pipeline: Pipeline, item: GoldItem, mode: Mode, k: int) -> QuestionR
         first_hit=first_relevant_rank([h["source"] for h in ranking], item.sources),
         latency_ms=latency,
         timings_ms=dict(answer.timings_ms),
-        reasons=judge(item, answer.text, answer.abstained),
+        reasons=judge(item, answer.text, answer.abstained, [c.excerpt for c in answer.citations]),
         backend=answer.backend,
         notice=answer.notice,
         dropped_citations=answer.dropped_citations,
@@ -169,8 +190,10 @@ def evaluate(
     answers: bool = True,
     warm_up: bool = True,
     progress: Progress | None = None,
+    backend: str = "",
 ) -> EvalRun:
-    """Evaluate ``items`` with one retriever; ``answers=False`` measures retrieval only."""
+    """Evaluate ``items`` with one retriever; ``answers=False`` measures retrieval only.
+    ``backend`` names the pipeline's answerer in the run's column (when comparing several)."""
     if mode not in MODES:
         raise ValueError(f"unknown retriever {mode!r}: use one of {', '.join(MODES)}")
     k = k or pipeline.settings.qabot_top_k
@@ -192,7 +215,7 @@ def evaluate(
         "documents": len(pipeline.corpus().by_source),
         "answers": answers,
     }
-    return EvalRun(mode, results, summarise(results), meta)
+    return EvalRun(mode, results, summarise(results), meta, backend)
 
 
 def check_bars(

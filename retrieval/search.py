@@ -72,6 +72,19 @@ class Corpus:
             out.append(record)
         return out
 
+    def sentence_before(self, source: str, start: int) -> SentenceRecord | None:
+        """The sentence of ``source`` that ends last before ``start``, if there is one."""
+        i = bisect.bisect_right(self._sentence_ends.get(source, []), start) - 1
+        return self._sentences[source][i] if i >= 0 else None
+
+    def sentence_after(self, source: str, end: int) -> SentenceRecord | None:
+        """The sentence of ``source`` that starts first at or after ``end``, if there is one."""
+        records = self._sentences.get(source, [])
+        i = bisect.bisect_left(self._sentence_ends.get(source, []), end + 1)
+        while i < len(records) and records[i].start < end:
+            i += 1
+        return records[i] if i < len(records) else None
+
     def chunks_overlapping(self, source: str, start: int, end: int) -> list[Chunk]:
         chunks = self.by_source.get(source, [])
         i = max(0, bisect.bisect_right(self._starts.get(source, []), start) - 1)

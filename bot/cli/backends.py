@@ -5,7 +5,6 @@ Also :func:`stream_answer`, which prints an answer as the model writes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import typer
@@ -14,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from answering.pipeline import Pipeline
+    from answering.pipeline import History, Pipeline
     from qabot.types import Answer
 
 console = Console()
@@ -43,7 +42,7 @@ def stream_answer(
     pipeline: Pipeline,
     question: str,
     *,
-    history: Sequence[str] = (),
+    history: History = (),
     k: int | None = None,
     out: Console = console,
 ) -> Answer:

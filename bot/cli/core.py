@@ -21,6 +21,7 @@ from rich.text import Text
 
 from bot.cli.backends import stream_answer
 from qabot.errors import InputError, QabotError
+from qabot.types import Turn
 from retrieval.loaders import display_source
 
 if TYPE_CHECKING:
@@ -222,13 +223,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def chat(collection: CollectionOpt = None) -> None:
-        """Ask questions interactively; follow-ups use the earlier questions as context."""
+        """Ask questions interactively; follow-ups use the earlier questions and answers."""
         with user_errors():
             pipeline = make_pipeline(collection)
             if pipeline.store.count() == 0:
                 ingest_with_progress(pipeline, pipeline.ensure_seeded)
             streams = pipeline.streams()
-        history: list[str] = []
+        # Each turn keeps its answer: a follow-up ("when should it be operational?") is
+        # answered in the context of what was asked and answered before.
+        history: list[Turn] = []
         console.print("Ask a question (empty line or Ctrl-D to quit).", style="dim")
         while True:
             try:
@@ -247,7 +250,7 @@ def register(app: typer.Typer) -> None:
                 errors.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
                 continue
             print_answer(answer, text_shown=streams)
-            history.append(question)
+            history.append(Turn(question, "" if answer.abstained else answer.text))
 
     @app.command()
     def sources(collection: CollectionOpt = None) -> None:

@@ -26,15 +26,16 @@ errors = Console(stderr=True)
 
 def parse_bars(values: list[str], option: str) -> dict[str, float]:
     """``["hit@5=0.9", ...]`` to ``{"hit@5": 0.9}``; unknown metric names are rejected."""
-    from evaluation.metrics import LATENCY, METRICS
+    from evaluation.metrics import LATENCY, METRICS, SIZE
 
+    known = (*METRICS, *SIZE, *LATENCY)
     bars: dict[str, float] = {}
     for value in values:
         name, sep, number = value.partition("=")
         name = name.strip()
-        if not sep or name not in (*METRICS, *LATENCY):
+        if not sep or name not in known:
             raise typer.BadParameter(
-                f"{value!r}: use METRIC=VALUE with METRIC one of {', '.join((*METRICS, *LATENCY))}",
+                f"{value!r}: use METRIC=VALUE with METRIC one of {', '.join(known)}",
                 param_hint=option,
             )
         try:
@@ -111,8 +112,14 @@ def _advance(bar: Progress, task: TaskID, done: int, _total: int) -> None:
 
 
 def _run_all(
-    pipeline: Pipeline, items: list[GoldItem], modes: list[str], k: int | None
+    pipeline: Pipeline,
+    items: list[GoldItem],
+    modes: list[str],
+    k: int | None,
+    llms: list[str] | None = None,
 ) -> list[EvalRun]:
+    """One run per retriever and backend; every backend answers from the same retrieval
+    (one store and embedder), so their columns differ only in the answers."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -121,8 +128,9 @@ def _run_all(
         TimeRemainingColumn,
     )
 
-    from evaluation.runner import evaluate
+    from evaluation.runner import evaluate, with_backend
 
+    pipelines = [(s, with_backend(pipeline, s)) for s in llms] if llms else [("", pipeline)]
     runs = []
     with Progress(
         TextColumn("{task.description}"),
@@ -133,28 +141,30 @@ def _run_all(
         transient=True,
     ) as bar:
         for mode in modes:
-            task = bar.add_task(f"Asking ({mode})", total=len(items))
-            runs.append(
-                evaluate(
-                    pipeline,
-                    items,
-                    mode=mode,
-                    k=k,
-                    progress=partial(_advance, bar, task),
+            for spec, answering in pipelines:
+                task = bar.add_task(f"Asking ({mode} {spec})".strip(), total=len(items))
+                runs.append(
+                    evaluate(
+                        answering,
+                        items,
+                        mode=mode,
+                        k=k,
+                        progress=partial(_advance, bar, task),
+                        backend=spec,
+                    )
                 )
-            )
     return runs
 
 
 def print_summary(runs: list[EvalRun], title: str) -> None:
-    from evaluation.metrics import LATENCY, METRICS
+    from evaluation.metrics import LATENCY, METRICS, SIZE
     from evaluation.report import LABELS, fmt
 
     table = Table(title=title)
     table.add_column("metric")
     for run in runs:
-        table.add_column(run.mode, justify="right")
-    for name in ("questions", "answerable", "unanswerable", *METRICS, *LATENCY):
+        table.add_column(run.name, justify="right")
+    for name in ("questions", "answerable", "unanswerable", *METRICS, *SIZE, *LATENCY):
         if all(r.summary.get(name) is None for r in runs) and name == "model_answered":
             continue
         table.add_row(LABELS.get(name, name), *(fmt(r.summary.get(name), name) for r in runs))
@@ -163,11 +173,11 @@ def print_summary(runs: list[EvalRun], title: str) -> None:
         failing = [r for r in run.results if r.passed is False]
         for r in failing[:10]:
             console.print(
-                f"[red]✗[/] {run.mode} [bold]{r.item.id}[/]: {'; '.join(r.reasons)}",
+                f"[red]✗[/] {run.name} [bold]{r.item.id}[/]: {'; '.join(r.reasons)}",
                 highlight=False,
             )
         if len(failing) > 10:
-            console.print(f"  … and {len(failing) - 10} more failing ({run.mode})", style="dim")
+            console.print(f"  … and {len(failing) - 10} more failing ({run.name})", style="dim")
 
 
 def register(app: typer.Typer) -> None:
@@ -206,6 +216,14 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--min", help="METRIC=VALUE: exit 1 when METRIC is below VALUE."),
         ] = None,
+        llm: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--llm",
+                help="Answering backend (a QABOT_LLM value, repeatable): one column each, "
+                "same retrieval.",
+            ),
+        ] = None,
         maximum: Annotated[
             list[str] | None,
             typer.Option("--max", help="METRIC=VALUE: exit 1 when METRIC is above VALUE."),
@@ -223,11 +241,13 @@ def register(app: typer.Typer) -> None:
             settings = load_settings()
             pipeline, items, name = _prepare(settings, gold, squad, docs, collection)
             items = items[:limit] if limit else items
-            runs = _run_all(pipeline, items, modes, k)
+            runs = _run_all(pipeline, items, modes, k, list(dict.fromkeys(llm or [])))
         except QabotError as exc:
             errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
         meta = {"gold": name, "collection": pipeline.collection, "questions": len(items)}
+        if llm:
+            meta["backends"] = list(dict.fromkeys(llm))
         print_summary(runs, f"qabot eval: {name} ({pipeline.collection})")
         if report:
             write_json(runs, meta, report)
@@ -236,7 +256,7 @@ def register(app: typer.Typer) -> None:
             write_html(runs, meta, html)
             errors.print(f"HTML report: {html}", style="dim")
         failures = [
-            f"{run.mode}: {msg}" for run in runs for msg in check_bars(run.summary, mins, maxs)
+            f"{run.name}: {msg}" for run in runs for msg in check_bars(run.summary, mins, maxs)
         ]
         for msg in failures:
             errors.print(f"[bold red]Bar failed:[/] {msg}", highlight=False)

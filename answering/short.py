@@ -1,0 +1,151 @@
+"""The short answer inside a chosen sentence: the verbatim span that answers the question.
+
+A reader wants "2028", not the 30 words around it; the sentence stays the citation. The span
+is found the way a person scans a sentence for an answer: of the asked kind (a date for
+"when", ``answering.asked``), not made of the question's own words (the question already says
+those), and next to the words of the sentence that match the question (the answer sits
+beside what the question restates). For a question of no known kind the candidates are the
+runs of words the question does not use, cut at clause punctuation. When nothing fits, there
+is no short answer and the sentence itself is shown.
+"""
+
+from __future__ import annotations
+
+import re
+
+from answering.asked import Kind, Span, names, spans
+from retrieval.lexical import stop_words, terms
+
+_WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
+#: Where a phrase ends: punctuation that closes a clause, or a quotation mark.
+_BREAK = re.compile(r"[,;:()\[\]\"“”—–]|\s-\s|\.(?:\s|$)")
+#: Words a short answer neither starts nor ends with ("in 1998" answers with "1998").
+_EDGE = frozenset(
+    """a an the of in on at to by for from with and or but as is are was were be been being
+    has have had do does did that which who whom whose this these those its it their his her
+    also not than then there when where while after before since until into over under about
+    would will can could should may might must said says say he she they we you i me him them
+    us our your my""".split()
+)
+#: Short answers longer than this are not short: the sentence is shown instead.
+MAX_WORDS = 12
+#: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
+_WITH_UNIT = re.compile(r"\bhow (much|long|far|old|big|large|high|tall|wide|deep|fast)\b", re.I)
+
+
+_QUOTED = re.compile(r"[\"“]([^\"“”]{3,120}?)[,.]?[\"”]")
+_ASKS_YEAR = re.compile(r"\byears?\b", re.IGNORECASE)
+_YEAR = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})")
+#: "Russian space", "American businesses": a capitalised adjective before a plain noun.
+_ADJECTIVE = re.compile(r"[A-Z]\w*(?:an|ian|ese|ish|ic)\s+[a-z]")
+
+
+def _words(text: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
+
+
+def _stem(word: str) -> str | None:
+    found = terms(word)
+    return found[0] if found else None
+
+
+def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: str) -> Span | None:
+    """The span of ``sentence`` that answers, or ``None`` when no short one does."""
+    words = _words(sentence)
+    if not words:
+        return None
+    in_question = [(_stem(w) in question_terms) for _, _, w in words]
+    anchors = [i for i, hit in enumerate(in_question) if hit]
+    bonus: dict[Span, float] = {}
+    if kind is Kind.OTHER:
+        found = _other_candidates(sentence, words, in_question)
+        # A name or a quotation is a unit a reader can take as the answer ("RSC Energia",
+        # "business as usual"); a run of leftover words is only a guess.
+        for sp in names(sentence):
+            bonus[sp] = 1.0
+        for m in _QUOTED.finditer(sentence):
+            bonus[(m.start(1), m.end(1))] = 1.5
+        found = list(dict.fromkeys([*bonus, *found]))
+    else:
+        found = [_trim(sentence, sp) for sp in spans(sentence, kind)]
+        found = [sp for sp in found if sp is not None]
+        if kind is Kind.NUMBER and _WITH_UNIT.search(question):
+            found = [_with_unit(sentence, sp) for sp in found]
+        if kind is Kind.DATE and _ASKS_YEAR.search(question):
+            found = [sp for sp in found if _YEAR.search(sentence[sp[0] : sp[1]])]
+        if kind is Kind.PERSON:
+            found = [sp for sp in found if not _ADJECTIVE.match(sentence, sp[0])]
+    best: tuple[float, Span] | None = None
+    for span in found:
+        inside = [i for i, (s, e, _) in enumerate(words) if s >= span[0] and e <= span[1]]
+        content = [
+            i
+            for i in inside
+            if words[i][2].lower() not in stop_words() and words[i][2].lower() not in _EDGE
+        ]
+        if not content or all(in_question[i] for i in content):
+            continue  # the question's own words are not its answer
+        if len(inside) > MAX_WORDS:
+            continue
+        outside = [j for j in anchors if j not in inside]
+        distance = min((min(abs(j - i) for i in inside) for j in outside), default=len(words))
+        # Near the question's words first; among equals, the shorter (less to read) wins.
+        score = -float(distance) - 0.05 * len(inside) + bonus.get(span, 0.0)
+        if kind is Kind.OTHER:
+            # A phrase with content says more than one stray word ("contrast", "believes").
+            score += 0.5 * min(len(content), 3)
+        if kind is Kind.PERSON and len(content) >= 2:
+            score += 1.0  # a person is named by first and last name
+        if kind is Kind.REASON:
+            score = -0.1 * distance  # the connective already marks it: any distance will do
+        if best is None or score > best[0]:
+            best = (score, span)
+    return best[1] if best else None
+
+
+def _trim(text: str, span: Span) -> Span | None:
+    """``span`` without edge words and punctuation ("in the 1990s," -> "1990s")."""
+    s, e = span
+    inner = [(a, b, w) for a, b, w in _words(text) if a >= s and b <= e]
+    while inner and inner[0][2].lower() in _EDGE:
+        inner = inner[1:]
+    while inner and inner[-1][2].lower() in _EDGE:
+        inner = inner[:-1]
+    if not inner:
+        return None
+    s, e = inner[0][0], inner[-1][1]
+    while e > s and text[e - 1] in ".,;:":
+        e -= 1
+    return (s, e) if e > s else None
+
+
+def _with_unit(text: str, span: Span) -> Span:
+    """``span`` with the word after it when that word is its unit ("40" + "minutes")."""
+    m = re.match(r"\s+([A-Za-z]+)", text[span[1] :])
+    if m and m.group(1).lower() not in _EDGE and m.group(1).lower() not in stop_words():
+        return span[0], span[1] + m.end()
+    return span
+
+
+def _other_candidates(
+    sentence: str, words: list[tuple[int, int, str]], in_question: list[bool]
+) -> list[Span]:
+    """Runs of words the question does not use, each within one clause of the sentence."""
+    out: list[Span] = []
+    run: list[int] = []
+
+    def close() -> None:
+        if run:
+            trimmed = _trim(sentence, (words[run[0]][0], words[run[-1]][1]))
+            if trimmed:
+                out.append(trimmed)
+        run.clear()
+
+    for i, (s, _e, _w) in enumerate(words):
+        gap = sentence[words[i - 1][1] : s] if i else ""
+        if in_question[i] or _BREAK.search(gap):
+            close()
+        if not in_question[i]:
+            run.append(i)
+    close()
+    return out
