@@ -27,6 +27,7 @@ _EDGE = frozenset(
     would will can could should may might must said says say he she they we you i me him them
     us our your my""".split()
 )
+QUOTE_BONUS = 1.5
 #: Short answers longer than this are not short: the sentence is shown instead.
 MAX_WORDS = 12
 #: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
@@ -64,7 +65,7 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
         for sp in names(sentence):
             bonus[sp] = 1.0
         for m in _QUOTED.finditer(sentence):
-            bonus[(m.start(1), m.end(1))] = 1.5
+            bonus[(m.start(1), m.end(1))] = QUOTE_BONUS
         found = list(dict.fromkeys([*bonus, *found]))
     else:
         found = [_trim(sentence, sp) for sp in spans(sentence, kind)]
@@ -94,10 +95,14 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
         if kind is Kind.OTHER:
             # A phrase with content says more than one stray word ("contrast", "believes").
             score += 0.5 * min(len(content), 3)
+            # English puts the new after the given: "named ROSS", "called the Island Spirit".
+            score += 0.5 * (inside[0] - 1 in anchors)
         if kind is Kind.PERSON and len(content) >= 2:
             score += 1.0  # a person is named by first and last name
-        if kind is Kind.REASON:
-            score = -0.1 * distance  # the connective already marks it: any distance will do
+        if kind is Kind.REASON or bonus.get(span) == QUOTE_BONUS:
+            # The connective (or the quotation marks) already delimit it: distance matters
+            # little.
+            score = -0.1 * distance + bonus.get(span, 0.0)
         if best is None or score > best[0]:
             best = (score, span)
     return best[1] if best else None

@@ -69,8 +69,10 @@ def test_seed_questions_are_answered_with_the_right_sources(
 ):
     answer = seeds_pipeline.ask(question)
     assert not answer.abstained, answer.text
+    # What the user is shown: the (short) answer and, below it, the cited sentences.
+    shown = "\n".join([answer.text, *(c.excerpt for c in answer.citations)])
     for group in expect:
-        assert contains(answer.text, group), answer.text
+        assert contains(shown, group), shown
     assert answer.citations
     assert answer.citations[0].source.endswith(sources), answer.citations[0].source
     for n, c in enumerate(answer.citations, 1):

@@ -1,0 +1,107 @@
+"""What a question asks for, the short answer inside a sentence, and the eval's token F1."""
+
+from __future__ import annotations
+
+import pytest
+
+from answering.asked import Kind, asked_kind, has_kind, spans
+from answering.extractive import leans_on_previous, question_terms
+from answering.short import short_answer
+from evaluation.metrics import squad_tokens, token_f1, without_markers
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Why did Russia decide to leave the ISS?", Kind.REASON),
+        ("Who said it was business as usual?", Kind.PERSON),
+        ("When should ROSS be operational?", Kind.DATE),
+        ("In what year was the lighthouse automated?", Kind.DATE),
+        ("How many cars will it carry?", Kind.NUMBER),
+        ("How much did the repairs cost?", Kind.NUMBER),
+        ("Where is the Island Spirit being built?", Kind.PLACE),
+        ("What station does Russia plan to build?", Kind.OTHER),
+        # A leading "when" is a conjunction when the question comes after the comma.
+        ("When time is short, this represents what kind of bound?", Kind.OTHER),
+    ],
+)
+def test_the_asked_kind_is_read_from_the_wh_words(question: str, kind: Kind) -> None:
+    assert asked_kind(question) is kind
+
+
+def test_spans_of_each_kind_are_found_by_their_form() -> None:
+    text = (
+        "It was designed by the engineer Margit Holm and first lit on 14 October 1891. "
+        "The repairs cost 4.2 million kroner because storms had cracked the stairwell."
+    )
+    got = {kind: [text[s:e] for s, e in spans(text, kind)] for kind in Kind}
+    assert "14 October 1891" in got[Kind.DATE]
+    assert "4.2 million" in got[Kind.NUMBER] and "14" not in got[Kind.NUMBER]
+    assert "Margit Holm" in got[Kind.PERSON]
+    assert got[Kind.REASON] == ["because storms had cracked the stairwell"]
+    assert not has_kind("The statement was vague about it.", Kind.REASON)
+
+
+def answer_of(sentence: str, question: str) -> str | None:
+    span = short_answer(sentence, question_terms(question), asked_kind(question), question)
+    return None if span is None else sentence[span[0] : span[1]]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "question", "expected"),
+    [
+        (
+            "It intended to continue participating in the ISS until its own ROSS station was "
+            "operational in 2028.",
+            "When should ROSS be operational?",
+            "2028",
+        ),
+        (
+            "The repairs cost 4.2 million kroner and took three years.",
+            "How much did the repairs cost?",
+            "4.2 million kroner",
+        ),
+        (
+            "NASA space operations chief Kathy Lueders said that Russian space officials agreed.",
+            "Who is NASA's space operations chief?",
+            "Kathy Lueders",
+        ),
+        (
+            "Because the replacement ship could carry only half as many cars, islanders had to "
+            "book weeks in advance.",
+            "Why did islanders have to book weeks in advance?",
+            "Because the replacement ship could carry only half as many cars",
+        ),
+        (
+            'She described the relationship between NASA and Roscosmos as "business as usual."',
+            "How did Kathy Lueders describe the relationship?",
+            "business as usual",
+        ),
+    ],
+)
+def test_the_short_answer_is_a_span_of_the_asked_kind(
+    sentence: str, question: str, expected: str
+) -> None:
+    assert answer_of(sentence, question) == expected
+
+
+def test_the_question_own_words_are_never_the_short_answer() -> None:
+    # The only name is the one the question gives: there is no short answer, the sentence shows.
+    assert answer_of("Kathy Lueders spoke on Tuesday.", "Who is Kathy Lueders?") is None
+
+
+def test_sentences_that_point_back_are_recognised() -> None:
+    assert leans_on_previous('She described it as "business as usual."')
+    assert leans_on_previous("This came after Yuri Borisov shocked NASA.")
+    assert leans_on_previous("However, the move was criticised.")
+    assert not leans_on_previous("However, it appears that officials spoke with NASA.")
+    assert not leans_on_previous("Kathy Lueders spoke with officials.")
+
+
+def test_token_f1_is_squad_s() -> None:
+    assert squad_tokens("The Normans, in France!") == ["normans", "in", "france"]
+    assert token_f1("2028", ["2028"]) == 1.0
+    assert token_f1("in 2028 [1]", ["2028"]) == 0.5  # the marker is a token: strip it first
+    assert token_f1(without_markers("in 2028 [1]"), ["2028", "in 2028"]) == 1.0
+    assert token_f1("Paris", ["London"]) == 0.0
+    assert without_markers("2028 [1] [2]") == "2028"

@@ -1,0 +1,42 @@
+"""The extractive answerer answers the question asked (issue 12's repros on the seeds)."""
+
+from __future__ import annotations
+
+from qabot.types import Turn
+
+
+def shown(answer) -> str:
+    return "\n".join([answer.text, *(c.excerpt for c in answer.citations)])
+
+
+def test_a_when_question_gets_the_date_as_a_short_verbatim_answer(seeds_pipeline):
+    answer = seeds_pipeline.ask("When should ROSS be operational?")
+    assert answer.text.startswith("2028 [1]"), answer.text
+    lead = answer.text.split(" [", 1)[0]
+    assert lead in answer.citations[0].excerpt  # the short answer is a span of its citation
+
+
+def test_who_said_it_names_the_person_from_the_sentence_leaned_on(seeds_pipeline):
+    answer = seeds_pipeline.ask("Who said it was business as usual?")
+    assert "Lueders" in answer.text.split(" [", 1)[0], answer.text
+    assert "business as usual" in shown(answer)
+
+
+def test_a_follow_up_is_answered_in_the_conversation_s_context(seeds_pipeline):
+    first = seeds_pipeline.ask("What station does Russia plan to build?")
+    assert "ROSS" in shown(first)
+    history = [Turn("What station does Russia plan to build?", first.text)]
+    follow = seeds_pipeline.ask("When should it be operational?", history=history)
+    assert follow.text.startswith("2028"), follow.text
+    alone = seeds_pipeline.ask("When should it be operational?")
+    assert not alone.text.startswith("2028"), alone.text
+
+
+def test_why_is_answered_with_a_sentence_that_gives_a_reason(seeds_pipeline):
+    answer = seeds_pipeline.ask("Why did Russia decide to leave the ISS?")
+    assert not answer.abstained
+    assert "invasion of Ukraine" in shown(answer), shown(answer)
+
+
+def test_a_when_question_the_text_has_no_date_for_is_refused(seeds_pipeline):
+    assert seeds_pipeline.ask("When will Russia leave the Tiangong station?").abstained
