@@ -98,7 +98,9 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
             # English puts the new after the given: "named ROSS", "called the Island Spirit".
             score += 0.5 * (inside[0] - 1 in anchors)
         if kind is Kind.PERSON and len(content) >= 2:
-            score += 1.0  # a person is named by first and last name
+            # A person is named by first and last name; a lone capitalised word is as often
+            # an organisation or a place ("Roscosmos", "Moscow").
+            score += 2.0
         if kind is Kind.REASON or bonus.get(span) == QUOTE_BONUS:
             # The connective (or the quotation marks) already delimit it: distance matters
             # little.

@@ -221,7 +221,8 @@ class LongAnswers:
 
     def ask(self, question: str, history: list[str] | None = None) -> Answer:
         answer = self.inner.ask(question, history=history or [])
-        paragraph = " ".join([answer.text] * 3)
+        # The offline answer leads with a short span; its excerpts make it long.
+        paragraph = " ".join([*(c.excerpt for c in answer.citations), answer.text] * 3)
         answer.text = "\n\n".join([paragraph, self.QUOTED, self.CODE, paragraph, paragraph])
         self.last_text = answer.text
         return answer
