@@ -68,8 +68,8 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
             bonus[(m.start(1), m.end(1))] = QUOTE_BONUS
         found = list(dict.fromkeys([*bonus, *found]))
     else:
-        found = [_trim(sentence, sp) for sp in spans(sentence, kind)]
-        found = [sp for sp in found if sp is not None]
+        trimmed = (_trim(sentence, sp) for sp in spans(sentence, kind))
+        found = [sp for sp in trimmed if sp is not None]
         if kind is Kind.NUMBER and _WITH_UNIT.search(question):
             found = [_with_unit(sentence, sp) for sp in found]
         if kind is Kind.DATE and _ASKS_YEAR.search(question):
