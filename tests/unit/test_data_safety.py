@@ -54,7 +54,7 @@ def small_batches(monkeypatch) -> int:
 def counting(monkeypatch) -> CountingModel:
     embedder = embeddings.get_embedder(2)
     counter = CountingModel(embedder._model)
-    monkeypatch.setattr(embedder, "_model", counter)
+    monkeypatch.setattr(embedder, "_engine", counter)  # ``_model`` loads and returns it
     monkeypatch.setattr(embedder, "_cache", type(embedder._cache)())
     return counter
 
