@@ -205,6 +205,7 @@ def test_a_file_changed_or_deleted_during_the_ingest_leaves_no_stale_text(tmp_pa
 # ---- 13. big files: progress inside the file, bounded batches, work kept after a kill ----
 
 
+@pytest.mark.slow
 def test_a_big_file_is_streamed_in_batches_with_progress_inside_it(
     tmp_path, counting, small_batches
 ):
@@ -221,6 +222,7 @@ def test_a_big_file_is_streamed_in_batches_with_progress_inside_it(
     assert max(counting.calls) <= small_batches
 
 
+@pytest.mark.slow
 def test_a_killed_ingest_keeps_the_batches_it_wrote(tmp_path, monkeypatch, counting, small_batches):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "big.txt").write_text(long_text(120), "utf-8")
@@ -255,6 +257,7 @@ def test_a_killed_ingest_keeps_the_batches_it_wrote(tmp_path, monkeypatch, count
 # ---- 14. nothing the same ingest needs is embedded twice ---------------------------------
 
 
+@pytest.mark.slow
 def test_each_distinct_text_is_embedded_once_per_ingest(tmp_path, monkeypatch, counting):
     monkeypatch.setattr(embeddings, "CACHE_ENTRIES", 10)  # far fewer than the ingest's texts
     boiler = [f"Notice {i}: this page is for internal use only." for i in range(10)]
