@@ -136,6 +136,15 @@ def near_miss(
 
     "When" and "how many" want a date or a number: when even the best sentence has none, it
     is about the question's topic but cannot answer it (SQuAD 2.0's near misses change one
-    detail of an answerable question).
+    detail of an answerable question). English also states a time as a clause ("in years when
+    the rimu trees fruit", "after the war"), so for "when" a temporal connective counts too:
+    such a sentence does say when, in words rather than digits.
     """
-    return kind in _TYPED and not has_kind
+    if kind not in _TYPED or has_kind:
+        return False
+    return not (kind is Kind.DATE and _TEMPORAL.search(sentence))
+
+
+_TEMPORAL = re.compile(
+    r"\b(when|whenever|after|before|during|until|till|once|while|since)\b", re.IGNORECASE
+)
