@@ -77,7 +77,9 @@ _DATE = re.compile(
     rf"|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? {_YEAR}"
     rf"|{_MONTH} {_YEAR}|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?|\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}"
     rf"|{_YEAR}(?:\s*(?:–|-|to|and)\s*{_YEAR})?"
-    rf"|(?:the )?\d{{1,2}}(?:st|nd|rd|th) century|{_MONTH}|{_DAY})(?!\w)"
+    rf"|(?:the )?\d{{1,2}}(?:st|nd|rd|th) century|{_MONTH}|{_DAY}"
+    # A clock time answers "when" as well as a date does ("opens at 7 am", "at noon").
+    rf"|\d{{1,2}}(?::\d{{2}})?\s?(?:am|pm|a\.m\.|p\.m\.)|\d{{1,2}}:\d{{2}}|noon|midnight)(?!\w)"
 )
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "

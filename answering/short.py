@@ -66,7 +66,9 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
             bonus[sp] = 1.0
         for m in _QUOTED.finditer(sentence):
             bonus[(m.start(1), m.end(1))] = QUOTE_BONUS
-        found = list(dict.fromkeys([*bonus, *found]))
+        # Only those units are shown as a short answer: a wrong guess in front of the cited
+        # sentence misleads more than the sentence alone, which is shown when none is found.
+        found = list(bonus)
     else:
         trimmed = (_trim(sentence, sp) for sp in spans(sentence, kind))
         found = [sp for sp in trimmed if sp is not None]

@@ -26,6 +26,7 @@ from answering.pipeline import Pipeline
 from bot.cli import app
 from qabot.errors import StoreError
 from qabot.settings import Settings
+from retrieval import indexer
 from tests.e2e.test_chroma_server import CHROMA, free_port, pipeline_for, start_server
 from tests.paths import ROOT
 
@@ -77,11 +78,17 @@ def test_server_gone_mid_ingest_then_the_next_ingest_repairs(tmp_path, monkeypat
 
         def upsert(collection: str, *args: Any, **kwargs: Any) -> None:
             calls.append(collection)
-            if len(calls) == 6:  # the third document's chunks: its sentences are written
+            metas = args[2] if len(args) > 2 else kwargs.get("metadatas", [])
+            # The third document's first chunk: its sentences are written by then.
+            third = any(str(m["source"]).endswith("report2.txt") for m in metas)
+            if collection == "chunks" and third and proc.poll() is None:
                 proc.kill()
                 proc.wait()
             return real_upsert(collection, *args, **kwargs)
 
+        # One row per write, so that the documents before the third are complete when the
+        # server dies (the indexer otherwise writes rows of several documents at once).
+        monkeypatch.setattr(indexer, "BATCH_TEXTS", 1)
         monkeypatch.setattr(store, "upsert", upsert)
         with pytest.raises(StoreError) as failed:
             pipeline.ingest([docs])
