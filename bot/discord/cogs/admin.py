@@ -190,7 +190,9 @@ class Admin(commands.Cog):
             else ""
         )
         self.bot.ingests.start(
-            self._ingest(interaction, route.collection, present, "Reindex", note, web=web)
+            self._ingest(
+                interaction, route.collection, present, f"`{route.collection}`", note, web=web
+            )
         )
 
     async def _ingest(
