@@ -262,6 +262,7 @@ async def test_a_shared_operator_collection_cannot_be_changed_from_a_server(
 
 
 # ---- background ingest -------------------------------------------------------------------
+@pytest.mark.slow
 async def test_answers_keep_flowing_in_both_servers_during_a_long_ingest(
     fake: FakeDiscord, two_servers: FakeGuild, start_bot: StartBot
 ) -> None:
@@ -299,6 +300,7 @@ async def test_answers_keep_flowing_in_both_servers_during_a_long_ingest(
     assert any(name.endswith("harbour.md") for name in cited(harbour))
 
 
+@pytest.mark.slow
 async def test_two_ingests_of_one_knowledge_base_queue(
     fake: FakeDiscord, start_bot: StartBot
 ) -> None:
