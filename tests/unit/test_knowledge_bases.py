@@ -134,3 +134,22 @@ def test_answer_of_reads_the_bots_own_message() -> None:
     assert answer_of("Until 2028. [1]\n\n-# The model was unavailable") == "Until 2028. [1]"
     assert answer_of("Give me a moment: you can ask again in 5 s.") == ""
     assert answer_of("I couldn't find that in the documents.") == ""
+
+
+def test_qabot_discord_names_a_bad_mapping_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("QABOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DISCORD_TOKEN", "not-a-real-token")
+    monkeypatch.setenv("DISCORD_COLLECTIONS", "guild:123=docs,guild:abc=x")
+    result = CliRunner().invoke(app, ["discord"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: DISCORD_COLLECTIONS: 'guild:abc=x' is not guild:<id>=<collection>, "
+        "guild:*=<collection> or channel:<id>=<collection>."
+    ]
