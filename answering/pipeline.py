@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from answering import backends
 from answering.abstention import ABSTAIN_TEXT
@@ -25,8 +26,11 @@ from retrieval.embeddings import TextEmbedder
 from retrieval.ingest_lock import IngestLock
 from retrieval.search import Corpus, HybridSearcher, Mode
 from retrieval.store import Store, bump_revision, collection_names, open_client, read_revision
-from retrieval.web import WebFetch, WebRequest
-from retrieval.web_cache import WebCache
+from retrieval.web import WebRequest
+
+if TYPE_CHECKING:
+    from retrieval.web import WebFetch
+    from retrieval.web_cache import WebCache
 
 #: A conversation's earlier turns: questions alone (``str``) or with their answers.
 History = Sequence["str | Turn"]
