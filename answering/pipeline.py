@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from answering import backends
 from answering.abstention import ABSTAIN_TEXT
@@ -22,9 +23,14 @@ from qabot.settings import Settings
 from qabot.types import Answer, IngestReport, Turn
 from retrieval import collection_record, embedders, indexer, seeding
 from retrieval.embeddings import TextEmbedder
+from retrieval.ingest_lock import IngestLock
 from retrieval.search import Corpus, HybridSearcher, Mode
 from retrieval.store import Store, bump_revision, collection_names, open_client, read_revision
 from retrieval.web import WebRequest
+
+if TYPE_CHECKING:
+    from retrieval.web import WebFetch
+    from retrieval.web_cache import WebCache
 
 #: A conversation's earlier turns: questions alone (``str``) or with their answers.
 History = Sequence["str | Turn"]
@@ -80,7 +86,11 @@ class Pipeline:
         self.collection: str = (
             store.name if store is not None else collection or self.settings.qabot_collection
         )
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # building the parts (quick); never held by an ingest
+        self._rereading = threading.Lock()  # one re-read of the corpus at a time
+        self._ingest_lock = IngestLock(self.settings.data_dir, self.collection)
+        self._ingesting = False
+        self._stale = False  # a failed ingest left the collection changed: re-read it
         self._store = store
         self._embedder = embedder
         self._corpus: Corpus | None = None
@@ -137,17 +147,46 @@ class Pipeline:
             return self._fallback
 
     def corpus(self) -> Corpus:
-        """The in-memory corpus, rebuilt when another ingest changed the collection."""
-        with self._lock:
-            # The marker file catches changes made on this machine; the chunk count also
-            # catches most made by other machines sharing a Chroma server.
-            revision = (
-                f"{read_revision(self.settings.data_dir, self.collection)}:{self.store.count()}"
-            )
-            if self._corpus is None or self._corpus.revision != revision:
-                store = self.store
-                self._corpus = Corpus(store.all_chunks(), revision, store.all_sentences())
+        """The in-memory corpus, re-read when an ingest changed the collection.
+
+        While an ingest of the collection runs (here or in another process), the corpus read
+        before it keeps answering: the swap to the new one happens only once the ingest is
+        complete, so an answer never sees half of it and never waits for it. While one thread
+        re-reads the corpus, the others keep answering from the one they had.
+        """
+        current = self._corpus
+        if current is not None and (self._ingesting or self._ingest_lock.running()):
+            return current
+        # Read before the store: a change made after this is caught at the next question.
+        # The marker file catches changes made on this machine; the chunk count also
+        # catches most made by other machines sharing a Chroma server.
+        revision = self._revision()
+        if current is not None and current.revision == revision and not self._stale:
+            return current
+        if current is None:
+            self._rereading.acquire()
+        elif not self._rereading.acquire(blocking=False):
+            return current
+        try:
+            if self._corpus is not current and self._corpus is not None:
+                return self._corpus  # another thread re-read it meanwhile
+            self._stale = False
+            self._corpus = self._read_corpus(revision)
             return self._corpus
+        finally:
+            self._rereading.release()
+
+    def _revision(self) -> str:
+        return f"{read_revision(self.settings.data_dir, self.collection)}:{self.store.count()}"
+
+    def _read_corpus(self, revision: str) -> Corpus:
+        store = self.store
+        return Corpus(store.all_chunks(), revision, store.all_sentences())
+
+    @property
+    def ingesting(self) -> bool:
+        """Whether this pipeline is ingesting now."""
+        return self._ingesting
 
     # ---- documents -------------------------------------------------------------------------
     def ingest(
@@ -157,10 +196,15 @@ class Pipeline:
         *,
         web: WebRequest | None = None,
         rebuild: bool = False,
+        embedder: TextEmbedder | None = None,
     ) -> IngestReport:
         """Bring the collection in line with ``paths`` and the pages of ``web``.
 
         ``rebuild`` empties the collection first (to change QABOT_EMBEDDINGS, for one).
+        Ingests of one collection queue (across processes too); questions are answered
+        meanwhile from the corpus as it was, and the new one replaces it when the ingest is
+        complete. ``embedder``: another handle of the same model for the ingest's passages,
+        so that questions never wait for a batch of them (e5 takes one call at a time).
         """
         for path in paths:  # before any page is fetched
             if not path.exists():
@@ -186,37 +230,56 @@ class Pipeline:
             except BaseException:
                 cache.close()
                 raise
-        with self._lock:
-            store = self.store
+        store = self.store
+        try:
+            with self._ingest_lock.hold():
+                self._ingesting = True
+                try:
+                    return self._sync(store, paths, progress, fetched, cache, embedder)
+                finally:
+                    self._ingesting = False
+        finally:
+            if cache is not None:
+                cache.close()
+
+    def _sync(
+        self,
+        store: Store,
+        paths: Sequence[Path],
+        progress: indexer.Progress | None,
+        fetched: WebFetch | None,
+        cache: WebCache | None,
+        embedder: TextEmbedder | None,
+    ) -> IngestReport:
+        """The ingest itself, under the collection's ingest lock; then the corpus swap."""
+        try:
+            report = indexer.sync(
+                store,
+                embedder or self.embedder,
+                paths,
+                chunk_tokens=self.settings.qabot_chunk_tokens,
+                overlap=self.settings.qabot_chunk_overlap,
+                progress=progress,
+                documents=fetched.results if fetched else (),
+                remove=fetched.remove if fetched else (),
+                started=lambda: seeding.mark_initialised(self.settings.data_dir, self.collection),
+            )
+            if fetched is not None and cache is not None:
+                fetched.commit(cache, self.collection)
+        except BaseException:
+            self._stale = True
+            # Other processes must re-read a half-changed collection too, but the error
+            # to report is the ingest's own (on a full disk both fail).
+            with contextlib.suppress(StoreError):
+                bump_revision(self.settings.data_dir, self.collection)
+            raise
+        bump_revision(self.settings.data_dir, self.collection)
+        if self._corpus is not None:  # questions are asked here: swap in the new one
             try:
-                report = indexer.sync(
-                    store,
-                    self.embedder,
-                    paths,
-                    chunk_tokens=self.settings.qabot_chunk_tokens,
-                    overlap=self.settings.qabot_chunk_overlap,
-                    progress=progress,
-                    documents=fetched.results if fetched else (),
-                    remove=fetched.remove if fetched else (),
-                    started=lambda: seeding.mark_initialised(
-                        self.settings.data_dir, self.collection
-                    ),
-                )
-                if fetched is not None and cache is not None:
-                    fetched.commit(cache, self.collection)
-            except BaseException:
-                self._corpus = None
-                # Other processes must re-read a half-changed collection too, but the error
-                # to report is the ingest's own (on a full disk both fail).
-                with contextlib.suppress(StoreError):
-                    bump_revision(self.settings.data_dir, self.collection)
-                raise
-            finally:
-                if cache is not None:
-                    cache.close()
-            self._corpus = None
-            bump_revision(self.settings.data_dir, self.collection)
-            return report
+                self._corpus = self._read_corpus(self._revision())
+            except StoreError:
+                self._stale = True  # the next question reads it (or says why not)
+        return report
 
     def _drop_collection(self) -> None:
         """Delete this corpus's chunks and sentences (``qabot ingest --rebuild``), then open

@@ -79,7 +79,28 @@ class Settings(BaseSettings):
         default_factory=list, description="Channel ids to answer in (comma-separated); empty: all."
     )
     discord_allow_dms: bool = Field(True, description="Answer direct messages.")
-    discord_cooldown_seconds: float = Field(10.0, ge=0, description="Per-user pause (s).")
+    discord_cooldown_seconds: float = Field(
+        10.0, ge=0, description="A user's questions come back one per this many seconds."
+    )
+    discord_cooldown_burst: int = Field(
+        3, ge=1, le=100, description="Questions a user may ask in a row before waiting."
+    )
+    discord_collections: str = Field(
+        "",
+        description="Operator mappings: guild:<id>=<name>, guild:*=<name>, channel:<id>=<name>.",
+    )
+    discord_dm_collection: str | None = Field(
+        None, description="Collection that answers direct messages (default: QABOT_COLLECTION)."
+    )
+    discord_open_collections: int = Field(
+        32, ge=1, le=10_000, description="Knowledge bases kept open in memory (least recent out)."
+    )
+    discord_ingest_workers: int = Field(
+        1, ge=1, le=16, description="Ingests run at once (of different knowledge bases)."
+    )
+    discord_ingest_threads: int = Field(
+        1, ge=1, le=64, description="CPU threads of the embedding model that ingests use."
+    )
     discord_max_in_flight: int = Field(4, ge=1, le=64, description="Questions answered at once.")
     discord_max_waiting: int = Field(
         100, ge=0, le=10_000, description="Questions waiting for a turn; beyond: 'try again'."
@@ -116,6 +137,11 @@ class Settings(BaseSettings):
         raise ValueError("QABOT_SHARDS must be 'auto' or a whole number of shards (1 or more)")
 
     # ---- end Discord
+
+    @property
+    def dm_collection(self) -> str:
+        """The collection that answers direct messages in Discord."""
+        return self.discord_dm_collection or self.qabot_collection
 
     @property
     def data_dir(self) -> Path:

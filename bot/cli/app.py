@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import backends, core, discord_bot, eval
+from bot.cli import backends, collections, core, discord_bot, eval
 
 app = typer.Typer(
     help="Answer questions about your documents, with verified, verbatim citations.",
@@ -12,7 +12,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (core, backends, discord_bot, eval):
+for module in (core, collections, backends, discord_bot, eval):
     module.register(app)
 
 

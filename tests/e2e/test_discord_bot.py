@@ -82,6 +82,12 @@ def is_post_to(channel_id: str) -> Callable[[Request], bool]:
     return lambda r: r.method == "POST" and r.path == f"/channels/{channel_id}/messages"
 
 
+def is_followup_of(interaction: dict[str, Any]) -> Callable[[Request], bool]:
+    """A new message the bot posted in answer to ``interaction`` (not its first reply)."""
+    path = f"/webhooks/{interaction['application_id']}/{interaction['token']}"
+    return lambda r: r.method == "POST" and r.path == path
+
+
 def custom_ids(request: Request) -> list[str]:
     rows = (request.data or {}).get("components") or []
     return [c["custom_id"] for row in rows for c in row.get("components", [])]
@@ -153,7 +159,14 @@ async def test_slash_ask_is_deferred_then_followed_up(
     fake: FakeDiscord, start_bot: StartBot
 ) -> None:
     await start_bot()
-    assert {c["name"] for c in fake.commands} == {"ask", "ingest", "reindex", "sources", "stats"}
+    assert {c["name"] for c in fake.commands} == {
+        "ask",
+        "ingest",
+        "reindex",
+        "sources",
+        "stats",
+        "knowledge",
+    }
     sent_at = time.monotonic()
     interaction = await fake.slash("ask", {"question": ISS_QUESTION})
     await fake.wait_for(lambda r: r.path.startswith(f"/webhooks/{fake.app_id}/"))
@@ -279,10 +292,13 @@ async def test_admin_ingest_then_ask_then_stats(
     await start_bot()
     attachment = fake.add_attachment("pelicans.md", PELICAN_DOC.encode())
     interaction = await fake.slash("ingest", actor=fake.owner, attachment=attachment)
-    await fake.wait_for(lambda r: r.path.startswith(f"/webhooks/{fake.app_id}/"))
-    callback, followup = fake.for_interaction(interaction)
-    assert callback.body["type"] == 5 and callback.body["data"]["flags"] & 64
+    (followup,) = await fake.wait_for(is_followup_of(interaction))
+    callback = fake.for_interaction(interaction)[0]
+    # answered at once ("Indexing ..."), privately; the result follows when it is done
+    assert callback.body["type"] == 4 and callback.body["data"]["flags"] & 64
+    assert "Indexing `pelicans.md`" in callback.content
     assert "pelicans.md" in followup.content and "Added 1" in followup.content
+    assert followup.ephemeral
     assert any(s.endswith("pelicans.md") for s in pipeline.sources())
 
     ask = await fake.slash("ask", {"question": "How high do brown pelicans dive from?"})
@@ -298,8 +314,7 @@ async def test_admin_ingest_then_ask_then_stats(
     assert "p50 / p95" in text
 
     reindex = await fake.slash("reindex", actor=fake.owner)
-    await fake.wait_for(lambda r: r.path.startswith(f"/webhooks/{fake.app_id}/{reindex['token']}"))
-    (_, done) = fake.for_interaction(reindex)
+    (done,) = await fake.wait_for(is_followup_of(reindex))
     assert "Added 0, updated 0" in done.content and done.ephemeral
 
     bad = fake.add_attachment("tool.exe", b"MZ")
@@ -310,7 +325,11 @@ async def test_admin_ingest_then_ask_then_stats(
 
 # ---- limits --------------------------------------------------------------------------------
 async def test_cooldown_and_channel_allowlist(fake: FakeDiscord, start_bot: StartBot) -> None:
-    await start_bot(discord_cooldown_seconds=60, discord_channels=[int(fake.other_channel_id)])
+    await start_bot(
+        discord_cooldown_seconds=60,
+        discord_cooldown_burst=1,
+        discord_channels=[int(fake.other_channel_id)],
+    )
     first = await fake.direct_message(ISS_QUESTION)
     await fake.wait_for(is_post_to(first["channel_id"]))
     await fake.direct_message("And who said that?")

@@ -111,5 +111,5 @@ async def test_qabot_discord_starts_the_bot_and_never_logs_the_token(
     (identify,) = fake.gateway.ops(2)
     assert identify["token_ok"]  # the bot did send its token, to the gateway only
     assert identify["d"]["intents"] & (1 << 15)  # message content
-    assert "Synced 5 application commands" in logs and "has connected to Gateway" in logs
+    assert "Synced 6 application commands" in logs and "has connected to Gateway" in logs
     assert fake.token not in logs

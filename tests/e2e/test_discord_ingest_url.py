@@ -13,10 +13,17 @@ import pytest
 from answering.pipeline import Pipeline
 from bot.discord.app import QabotBot, create_bot
 from qabot.settings import Settings
-from tests.fake_discord import FakeDiscord
+from tests.fake_discord import FakeDiscord, Request
 from tests.fake_site import FakeSite
 
 StartBot = Callable[..., Awaitable[QabotBot]]
+
+
+def result_of(fake: FakeDiscord, interaction: dict[str, Any]) -> Callable[[Request], bool]:
+    """The message posting a background ingest's result (after its first reply)."""
+    return lambda r: (
+        r.method == "POST" and r.path == f"/webhooks/{fake.app_id}/{interaction['token']}"
+    )
 
 
 @pytest.fixture
@@ -67,9 +74,10 @@ async def test_admin_ingests_a_url_and_the_answer_cites_it(
     bot = await start_bot()
     url = f"{site.url}/docs/a.html"
     interaction = await fake.slash("ingest", {"url": url}, actor=fake.owner)
-    await fake.wait_for(lambda r: r.path.startswith(f"/webhooks/{fake.app_id}/"))
-    callback, followup = fake.for_interaction(interaction)
-    assert callback.body["type"] == 5 and callback.body["data"]["flags"] & 64  # deferred, private
+    (followup,) = await fake.wait_for(result_of(fake, interaction))
+    callback = fake.for_interaction(interaction)[0]
+    # answered at once and privately ("Indexing <url>..."); the result follows when done
+    assert callback.body["type"] == 4 and callback.body["data"]["flags"] & 64
     assert url in followup.content and "Added 1" in followup.content
     assert url in bot.pipeline.sources()
 
@@ -82,15 +90,15 @@ async def test_admin_ingests_a_url_and_the_answer_cites_it(
     crawl = await fake.slash(
         "ingest", {"url": f"{site.url}/docs/", "crawl": True}, actor=fake.owner
     )
-    await fake.wait_for(lambda r: r.path.startswith(f"/webhooks/{fake.app_id}/{crawl['token']}"))
-    done = fake.for_interaction(crawl)[-1].content
+    (result,) = await fake.wait_for(result_of(fake, crawl))
+    done = result.content
     assert "Added 8" in done and "unchanged 1" in done  # a.html was there already
     assert "HTTP 404" in done and "missing.html" in done
 
     site.log.clear()
     reindex = await fake.slash("reindex", actor=fake.owner)
-    await fake.wait_for(lambda r: r.path.startswith(f"/webhooks/{fake.app_id}/{reindex['token']}"))
-    text = fake.for_interaction(reindex)[-1].content
+    (result,) = await fake.wait_for(result_of(fake, reindex))
+    text = result.content
     assert "Added 0, updated 0, unchanged 9, removed 0" in text  # the 9 pages, re-fetched
     etag = [r for r in site.log if r["path"] == "/docs/etag.html"]
     assert etag and etag[0]["if_none_match"] == '"stable-1"' and etag[0]["status"] == 304

@@ -83,6 +83,7 @@ async def test_fifty_questions_at_once(
         tmp_path,
         discord_max_in_flight=MAX_IN_FLIGHT,
         discord_cooldown_seconds=600,
+        discord_cooldown_burst=1,  # one question, then the cooldown
     ) as bot:
         tracker = Tracker(fake)
         # Warm up every worker thread (model sessions, allocator arenas) before measuring.

@@ -1,6 +1,6 @@
 """A fake Discord (gateway websocket + REST API) for driving the real discord.py client."""
 
 from .gateway import FakeGateway
-from .server import Actor, FakeDiscord, Request
+from .server import Actor, FakeDiscord, FakeGuild, Request
 
-__all__ = ["Actor", "FakeDiscord", "FakeGateway", "Request"]
+__all__ = ["Actor", "FakeDiscord", "FakeGateway", "FakeGuild", "Request"]

@@ -120,10 +120,11 @@ def guild(
     roles: list[dict[str, Any]],
     channels: list[dict[str, Any]],
     members: list[dict[str, Any]],
+    name: str = "Test Server",
 ) -> dict[str, Any]:
     return {
         "id": guild_id,
-        "name": "Test Server",
+        "name": name,
         "icon": None,
         "owner_id": owner_id,
         "roles": roles,

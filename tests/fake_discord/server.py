@@ -110,6 +110,18 @@ class Actor:
         return self.user["id"]
 
 
+@dataclass
+class FakeGuild:
+    """Another server the bot is in (:meth:`FakeDiscord.add_guild`): one text channel, an
+    owner with Manage Server and an ordinary member."""
+
+    id: str
+    name: str
+    channel_id: str
+    owner: Actor
+    member: Actor
+
+
 Handler = Callable[[Request, re.Match[str]], Awaitable[web.Response]]
 
 
@@ -129,6 +141,8 @@ class FakeDiscord:
         self.bob = Actor(p.user(self.snowflake(), "bob"))
         self.owner = Actor(p.user(self.snowflake(), "owner"), permissions=p.MANAGER_PERMISSIONS)
         self.others: list[Actor] = []  # members added with new_member()
+        self.guilds: list[FakeGuild] = []  # servers added with add_guild()
+        self._channel_guild: dict[str, str] = {}  # channels of the added guilds
         self.requests: list[Request] = []
         self.messages: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, dict[str, Any]] = {}
@@ -370,9 +384,11 @@ class FakeDiscord:
         return web.Response(status=204)
 
     def _guild_of(self, channel_id: str) -> str | None:
-        if channel_id in (self.channel_id, self.other_channel_id) or channel_id in self.threads:
-            return self.guild_id
-        return None
+        if channel_id in self.threads:
+            return self.threads[channel_id]["guild_id"]
+        if channel_id in (self.channel_id, self.other_channel_id):
+            return self.guild_id  # read now: a test may change the guild's id before start
+        return self._channel_guild.get(channel_id)
 
     async def _create_message(self, rec: Request, m: re.Match[str]) -> web.Response:
         channel_id = m[1]
@@ -438,8 +454,9 @@ class FakeDiscord:
 
     async def _create_thread(self, rec: Request, m: re.Match[str]) -> web.Response:
         channel_id, message_id = m[1], m[2]
+        guild_id = self._guild_of(channel_id) or self.guild_id
         thread = p.thread_channel(
-            message_id, self.guild_id, channel_id, self.app_id, (rec.body or {}).get("name", "")
+            message_id, guild_id, channel_id, self.app_id, (rec.body or {}).get("name", "")
         )
         self.threads[message_id] = thread
         await self.gateway.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
@@ -448,6 +465,7 @@ class FakeDiscord:
     async def _create_dm(self, rec: Request, m: re.Match[str]) -> web.Response:
         user_id = (rec.body or {}).get("recipient_id", "")
         actors = (self.alice, self.bob, self.owner, *self.others)
+        actors += tuple(a for g in self.guilds for a in (g.owner, g.member))
         actor = next(a for a in actors if a.id == user_id)
         channel_id = self.dm_channels.setdefault(user_id, self.snowflake())
         return _json(p.dm_channel(channel_id, actor.user))
@@ -551,11 +569,24 @@ class FakeDiscord:
         members = [p.member(self.bot_user)] + [
             p.member(a.user, a.roles) for a in (self.alice, self.bob, self.owner)
         ]
-        ours = shard_of(self.guild_id, shard_count) == shard_id
+        guilds = [p.guild(self.guild_id, self.owner.id, roles, channels, members)]
+        for extra in self.guilds:
+            guilds.append(
+                p.guild(
+                    extra.id,
+                    extra.owner.id,
+                    [p.role(extra.id, "@everyone", p.MEMBER_PERMISSIONS)],
+                    [p.text_channel(extra.channel_id, extra.id, "general")],
+                    [p.member(self.bot_user)]
+                    + [p.member(a.user, a.roles) for a in (extra.owner, extra.member)],
+                    name=extra.name,
+                )
+            )
+        ours = [g for g in guilds if shard_of(g["id"], shard_count) == shard_id]
         ready = {
             "v": 10,
             "user": {**self.bot_user, "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": self.guild_id, "unavailable": True}] if ours else [],
+            "guilds": [{"id": g["id"], "unavailable": True} for g in ours],
             "session_id": session_id,
             "resume_gateway_url": self.gateway_url,
             "application": {"id": self.app_id, "flags": 0},
@@ -565,11 +596,27 @@ class FakeDiscord:
         }
         if shard_count > 1:
             ready["shard"] = [shard_id, shard_count]
-        if not ours:
-            return [("READY", ready)]
-        guild = p.guild(self.guild_id, self.owner.id, roles, channels, members)
-        guild["threads"] = list(self.threads.values())  # the active threads, as Discord sends
-        return [("READY", ready), ("GUILD_CREATE", guild)]
+        events: list[tuple[str, dict[str, Any]]] = [("READY", ready)]
+        for guild in ours:
+            # the active threads, as Discord sends them
+            guild["threads"] = [t for t in self.threads.values() if t["guild_id"] == guild["id"]]
+            events.append(("GUILD_CREATE", guild))
+        return events
+
+    def add_guild(self, name: str = "Second Server") -> FakeGuild:
+        """Another server with the bot in it (call before the bot starts)."""
+        guild = FakeGuild(
+            id=self.snowflake(),
+            name=name,
+            channel_id=self.snowflake(),
+            owner=Actor(
+                p.user(self.snowflake(), f"{name}-owner"), permissions=p.MANAGER_PERMISSIONS
+            ),
+            member=Actor(p.user(self.snowflake(), f"{name}-member")),
+        )
+        self.guilds.append(guild)
+        self._channel_guild[guild.channel_id] = guild.id
+        return guild
 
     # ---- acting as users -------------------------------------------------------------------
     def new_member(self, name: str) -> Actor:
@@ -597,7 +644,7 @@ class FakeDiscord:
             channel_id,
             actor.user,
             content,
-            guild_id=self.guild_id,
+            guild_id=self._guild_of(channel_id) or self.guild_id,
             author_member=p.member(actor.user, actor.roles),
             mentions=[self.bot_user] if mention_bot else [],
             mention_everyone=mention_everyone,
@@ -634,9 +681,11 @@ class FakeDiscord:
         channel_id: str | None = None,
         attachment: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A member uses ``/name`` with ``options`` (an attachment goes in ``attachment``)."""
+        """A member uses ``/name`` with ``options`` (an attachment goes in ``attachment``; a
+        channel option's value is a channel id, resolved as Discord does)."""
         command = next(c for c in self.commands if c["name"] == name)
         opts = []
+        channels: dict[str, Any] = {}
         for option in command.get("options", []):
             if option["name"] in (options or {}):
                 opts.append(
@@ -648,9 +697,20 @@ class FakeDiscord:
                 )  # type: ignore[index]
             elif attachment is not None and option["type"] == 11:
                 opts.append({"name": option["name"], "type": 11, "value": attachment["id"]})
+        for option in opts:
+            if option["type"] == 7:  # a channel: its id, and the channel under "resolved"
+                cid = str(option["value"])
+                guild_id = self._guild_of(cid) or self.guild_id
+                channel = {**p.text_channel(cid, guild_id, "general")}
+                channels[cid] = {**channel, "permissions": p.MEMBER_PERMISSIONS}
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": opts}
+        resolved: dict[str, Any] = {}
         if attachment is not None:
-            data["resolved"] = {"attachments": {attachment["id"]: attachment}}
+            resolved["attachments"] = {attachment["id"]: attachment}
+        if channels:
+            resolved["channels"] = channels
+        if resolved:
+            data["resolved"] = resolved
         return await self._interact(2, data, actor or self.alice, channel_id or self.channel_id)
 
     async def click(
@@ -670,16 +730,15 @@ class FakeDiscord:
         channel_id: str,
         message: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        channel = self.threads.get(channel_id) or p.text_channel(
-            channel_id, self.guild_id, "general"
-        )
+        guild_id = self._guild_of(channel_id) or self.guild_id
+        channel = self.threads.get(channel_id) or p.text_channel(channel_id, guild_id, "general")
         interaction: dict[str, Any] = {
             "id": self.snowflake(),
             "application_id": self.app_id,
             "type": kind,
             "token": "itoken." + secrets.token_urlsafe(24),
             "version": 1,
-            "guild_id": self.guild_id,
+            "guild_id": guild_id,
             "channel_id": channel_id,
             "channel": channel,
             "member": {**p.member(actor.user, actor.roles), "permissions": actor.permissions},
@@ -688,7 +747,7 @@ class FakeDiscord:
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": self.guild_id},
+            "authorizing_integration_owners": {"0": guild_id},
             "context": 0,
             "attachment_size_limit": 26214400,
         }

@@ -1,13 +1,17 @@
-"""Admin slash commands: ``/ingest``, ``/reindex``, ``/sources``, ``/stats``.
+"""Admin slash commands: ``/ingest``, ``/reindex``, ``/sources``, ``/stats``, ``/knowledge``.
 
 Only members with Manage Server (or the configured admin role) may use them; anyone else is
-told so, politely and privately.
+told so, politely and privately. Each acts on the knowledge base of the channel it is used
+in (:mod:`bot.discord.knowledge`), never on another server's. ``/ingest`` and ``/reindex``
+answer at once and run in the background (:mod:`bot.discord.ingests`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -16,6 +20,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import render
+from bot.discord.ingests import ProgressMessage
+from bot.discord.knowledge import Place, Route
 from bot.discord.render import NO_MENTIONS
 from qabot.errors import QabotError
 from qabot.types import IngestReport
@@ -23,11 +29,13 @@ from retrieval.loaders import SUPPORTED_SUFFIXES
 
 if TYPE_CHECKING:
     from bot.discord.app import QabotBot
+    from retrieval.web import WebRequest
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 REFUSAL = "Sorry, only members with the Manage Server permission{role} can use this command."
+FAILED = "that didn't work, sorry. The details are in the bot's log."
 
 
 class NotAdmin(app_commands.CheckFailure):
@@ -65,15 +73,24 @@ def describe_report(report: IngestReport) -> str:
     return "\n".join([counts, *skipped])
 
 
+def read_only(route: Route) -> str:
+    return (
+        f"This channel answers from `{route.collection}`, which this server cannot change: "
+        f"{route.why_not}. The bot's operator adds documents to it with "
+        f"`qabot ingest --collection {route.collection}`."
+    )
+
+
 class Admin(commands.Cog):
-    """Manage the document collection and look at the bot's numbers."""
+    """Manage this server's knowledge base and look at its numbers."""
 
     def __init__(self, bot: QabotBot) -> None:
         self.bot = bot
 
-    @property
-    def uploads(self) -> Path:
-        return self.bot.settings.data_dir / "discord" / "uploads"
+    def uploads(self, collection: str) -> Path:
+        """Where a knowledge base's uploads are kept (one folder each: two servers' files of
+        one name never overwrite each other)."""
+        return self.bot.settings.data_dir / "discord" / "uploads" / collection
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -118,16 +135,19 @@ class Admin(commands.Cog):
         if file.size > MAX_UPLOAD_BYTES:
             await _reply(interaction, f"`{name}` is too large (the limit is 25 MB).")
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        path = self.uploads / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        await file.save(path)
-        try:
-            report = await asyncio.to_thread(self.bot.pipeline.ingest, [path])
-        except QabotError as exc:
-            await _reply(interaction, str(exc))
+        route = self.bot.knowledge.route(Place.of_interaction(interaction))
+        if not route.writable:
+            await _reply(interaction, read_only(route))
             return
-        await _reply(interaction, f"`{name}`: {describe_report(report)}")
+        await _reply(interaction, f"Indexing `{name}`…")
+        path = self.uploads(route.collection) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await file.save(path)
+        except discord.HTTPException as exc:
+            await _reply(interaction, f"I could not download `{name}` ({exc.status}).")
+            return
+        self.bot.ingests.start(self._ingest(interaction, route.collection, [path], f"`{name}`"))
 
     async def _ingest_url(self, interaction: discord.Interaction, url: str, crawl: bool) -> None:
         from retrieval.web import WebRequest, check_url
@@ -137,63 +157,188 @@ class Admin(commands.Cog):
         except QabotError as exc:
             await _reply(interaction, str(exc))
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        request = WebRequest((address,), crawl, self.bot.settings.qabot_web_max_pages)
-        try:
-            report = await asyncio.to_thread(self.bot.pipeline.ingest, [], web=request)
-        except QabotError as exc:
-            await _reply(interaction, str(exc))
+        route = self.bot.knowledge.route(Place.of_interaction(interaction))
+        if not route.writable:
+            await _reply(interaction, read_only(route))
             return
-        await _reply(interaction, f"<{address}>: {describe_report(report)}")
+        await _reply(interaction, f"Indexing <{address}>…")
+        request = WebRequest((address,), crawl, self.bot.settings.qabot_web_max_pages)
+        self.bot.ingests.start(
+            self._ingest(interaction, route.collection, [], f"<{address}>", web=request)
+        )
 
     @app_commands.command(name="reindex", description="Re-read every document in the collection.")
     @admin_only()
     async def reindex(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        route = self.bot.knowledge.route(Place.of_interaction(interaction))
+        if not route.writable:
+            await _reply(interaction, read_only(route))
+            return
+        await _reply(interaction, f"Re-reading the documents of `{route.collection}`…")
         from retrieval.web import WebRequest, is_url
 
-        sources = await asyncio.to_thread(self.bot.pipeline.sources)
+        pipeline = await asyncio.to_thread(self.bot.knowledge.pipeline, route.collection)
+        sources = await asyncio.to_thread(pipeline.sources)
         urls = tuple(s for s in sources if is_url(s))  # re-fetched (conditionally), one by one
         files = [s for s in sources if not is_url(s)]
         present = [Path(s) for s in files if Path(s).exists()]
         missing = [s for s in files if not Path(s).exists()]
         web = WebRequest(urls, max_pages=max(len(urls), 1)) if urls else None
+        note = (
+            f"\n{len(missing)} document(s) no longer on disk were kept as they were."
+            if missing
+            else ""
+        )
+        self.bot.ingests.start(
+            self._ingest(
+                interaction, route.collection, present, f"`{route.collection}`", note, web=web
+            )
+        )
+
+    async def _ingest(
+        self,
+        interaction: discord.Interaction,
+        collection: str,
+        paths: Sequence[Path],
+        label: str,
+        note: str = "",
+        web: WebRequest | None = None,
+    ) -> None:
+        """Run one ingest in the background: progress in the first reply, result after."""
+        progress = ProgressMessage(
+            lambda text: interaction.edit_original_response(
+                content=text, allowed_mentions=NO_MENTIONS
+            )
+        )
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        counts = ""
+
+        def show() -> None:
+            elapsed = time.monotonic() - started
+            done = f"{counts}, " if counts else ""
+            progress.update(f"Indexing {label}: {done}{elapsed:.0f} s…")
+
+        def on_progress(source: str, done: int, total: int) -> None:  # on the ingest thread
+            nonlocal counts
+            counts = f"{done} of {total} documents"
+            loop.call_soon_threadsafe(show)
+
+        async def tick() -> None:  # a long document gives no progress until it is done
+            while True:
+                await asyncio.sleep(progress.interval)
+                show()
+
+        def waiting() -> None:
+            progress.update(f"{label}: waiting for the ingest before it to finish…")
+
+        ticker: asyncio.Task[None] | None = None
+
+        def work() -> IngestReport:
+            loop.call_soon_threadsafe(start_ticking)
+            return self.bot.knowledge.ingest(collection, paths, on_progress, web=web)
+
+        def start_ticking() -> None:
+            nonlocal ticker
+            ticker = asyncio.ensure_future(tick())
+
         try:
-            report = await asyncio.to_thread(self.bot.pipeline.ingest, present, web=web)
+            report = await self.bot.ingests.run(collection, work, on_wait=waiting)
+            text = f"{label}: {describe_report(report)}{note}"
         except QabotError as exc:
-            await _reply(interaction, str(exc))
-            return
-        text = describe_report(report)
-        if missing:
-            text += f"\n{len(missing)} document(s) no longer on disk were kept as they were."
-        await _reply(interaction, text)
+            text = f"{label}: {exc}"
+        except Exception:
+            log.exception("Ingest of %s failed", collection)
+            text = f"{label}: {FAILED}"
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+        await progress.close()
+        await self._post_result(interaction, progress, label, text)
+
+    async def _post_result(
+        self, interaction: discord.Interaction, progress: ProgressMessage, label: str, text: str
+    ) -> None:
+        """The result as a new (private) message, and the first reply marked done. After 15
+        minutes Discord no longer takes replies to the command: then it comes as a DM."""
+        try:
+            if not progress.failed:
+                await interaction.edit_original_response(
+                    content=f"{label}: done.",
+                    allowed_mentions=NO_MENTIONS,
+                )
+            await _reply(interaction, text)
+        except discord.HTTPException as exc:
+            log.info("Could not answer the ingest command (%s); sending a DM", exc.status)
+            try:
+                for part in render.split_text(text):
+                    await interaction.user.send(part, allowed_mentions=NO_MENTIONS)
+            except discord.HTTPException as again:
+                log.warning("Could not send the ingest's result (%s)", again.status)
 
     @app_commands.command(name="sources", description="List the documents and their passages.")
     @admin_only()
     async def sources(self, interaction: discord.Interaction) -> None:
-        sources = await asyncio.to_thread(self.bot.pipeline.sources)
+        route = self.bot.knowledge.route(Place.of_interaction(interaction))
+        pipeline = await asyncio.to_thread(self.bot.knowledge.pipeline, route.collection)
+        sources = await asyncio.to_thread(pipeline.sources)
         if not sources:
-            await _reply(interaction, "The collection is empty: add a document with /ingest.")
+            await _reply(
+                interaction,
+                f"`{route.collection}` is empty: add a document with /ingest.",
+            )
             return
-        lines = [f"**{len(sources)} documents**"] + [
+        lines = [f"**{len(sources)} documents** in `{route.collection}`"] + [
             f"- `{render.source_name(s)}`: {n} passages" for s, n in sorted(sources.items())
         ]
+        if self.bot.ingests.busy(route.collection):
+            lines.append("An ingest is under way: this list is changing.")
         await _reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="stats", description="Questions answered, abstentions, latency.")
     @admin_only()
     async def stats(self, interaction: discord.Interaction) -> None:
-        s = self.bot.stats.snapshot()
+        route = self.bot.knowledge.route(Place.of_interaction(interaction))
+        s = self.bot.stats_for(route.collection).snapshot()
         rate = f"{s.abstention_rate:.0%}" if s.abstention_rate is not None else "n/a"
         p50 = f"{s.p50_ms:.0f} ms" if s.p50_ms is not None else "n/a"
         p95 = f"{s.p95_ms:.0f} ms" if s.p95_ms is not None else "n/a"
         text = (
-            f"Since start ({s.uptime_s / 3600:.1f} h ago):\n"
+            f"`{route.collection}`, since start ({s.uptime_s / 3600:.1f} h ago):\n"
             f"- questions answered: {s.answered}\n"
             f"- abstention rate: {rate}\n"
             f"- latency p50 / p95: {p50} / {p95}\n"
             f"- failures: {s.failed}"
         )
+        await _reply(interaction, text)
+
+    @app_commands.command(
+        name="knowledge",
+        description="Answer in a channel from a collection of its own (none: the server's).",
+    )
+    @app_commands.describe(
+        channel="A channel of this server (its threads follow it)",
+        collection="A name: letters, digits, - and _ (leave it out: back to the server's)",
+    )
+    @admin_only()
+    async def knowledge(
+        self,
+        interaction: discord.Interaction,
+        channel: app_commands.AppCommandChannel,
+        collection: str | None = None,
+    ) -> None:
+        guild = interaction.guild
+        map_channel = getattr(self.bot.knowledge, "map_channel", None)
+        if map_channel is None:
+            await _reply(interaction, "This bot answers everywhere from one collection.")
+            return
+        if guild is None or guild.get_channel(channel.id) is None:
+            await _reply(interaction, "That channel is not one of this server's.")
+            return
+        try:
+            text = await asyncio.to_thread(map_channel, guild.id, channel.id, collection)
+        except QabotError as exc:
+            text = str(exc)
         await _reply(interaction, text)
 
 

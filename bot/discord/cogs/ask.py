@@ -1,7 +1,8 @@
 """Asking: a mention, a DM, ``/ask``, or any message in a thread the bot opened.
 
 A channel question opens a thread (unless turned off); a question in that thread is answered
-with the thread's earlier questions as context.
+with the thread's earlier questions and the bot's answers to them as context. Every question
+is answered from the knowledge base of the place it is asked in (:mod:`bot.discord.knowledge`).
 
 When the backend streams, the answer is shown as it is written: a first message as soon as
 text arrives, edited with the text so far at most once per ``EDIT_INTERVAL``
@@ -24,12 +25,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from answering.abstention import ABSTAIN_TEXT
 from bot.discord import render
 from bot.discord.cogs.feedback import answer_view
+from bot.discord.knowledge import Place, Route
 from bot.discord.render import NO_MENTIONS
 from bot.discord.streaming import LiveMessage
 from qabot.errors import QabotError
-from qabot.types import Answer
+from qabot.types import Answer, Turn
 
 if TYPE_CHECKING:
     from bot.discord.app import QabotBot
@@ -58,45 +61,63 @@ async def send_retrying(send: Callable[[], Awaitable[T]]) -> T:
     return await send()
 
 
-class Cooldown:
-    """A per-user pause between questions."""
+class TokenBucket:
+    """Each user's allowance of questions: ``burst`` in a row, then one per ``seconds``.
 
-    def __init__(self, seconds: float) -> None:
+    A fixed pause after every question refuses the quick follow-up that a conversation
+    needs; a bucket lets a few through at once and still caps what one user can ask over
+    time (on average one per ``seconds``).
+    """
+
+    def __init__(self, seconds: float, burst: int = 3) -> None:
         self.seconds = seconds
-        self._last: dict[int, float] = {}
+        self.burst = max(1, burst)
+        self._buckets: dict[int, tuple[float, float]] = {}  # user -> (tokens, when)
 
     def retry_after(self, user_id: int) -> float:
-        """Seconds ``user_id`` still has to wait (0 when they may ask), recording the ask."""
+        """Seconds ``user_id`` still has to wait (0 when they may ask), taking a token."""
         if self.seconds <= 0:
             return 0.0
         now = time.monotonic()
-        wait = self._last.get(user_id, -self.seconds) + self.seconds - now
-        if wait > 0:
-            return wait
-        self._last[user_id] = now
-        if len(self._last) > 10_000:  # forget users whose cooldown has long passed
-            self._last = {u: t for u, t in self._last.items() if now - t < self.seconds}
+        tokens, when = self._buckets.get(user_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - when) / self.seconds)
+        if tokens < 1.0:
+            self._buckets[user_id] = (tokens, now)
+            return (1.0 - tokens) * self.seconds
+        self._buckets[user_id] = (tokens - 1.0, now)
+        if len(self._buckets) > 10_000:  # forget users whose bucket has filled up again
+            full = self.burst * self.seconds
+            self._buckets = {u: b for u, b in self._buckets.items() if now - b[1] < full}
         return 0.0
 
 
 class ThreadMemory:
-    """The questions asked in each thread the bot opened (most recent threads kept)."""
+    """The turns (question and answer) of each thread the bot opened, and who asked in it
+    (the most recent threads kept)."""
 
     def __init__(self, max_threads: int = 1000) -> None:
         self.max_threads = max_threads
-        self._threads: OrderedDict[int, list[str]] = OrderedDict()
+        self._threads: OrderedDict[int, list[Turn]] = OrderedDict()
+        self._askers: dict[int, set[int]] = {}
 
-    def history(self, thread_id: int) -> list[str]:
+    def history(self, thread_id: int) -> list[Turn]:
         return list(self._threads.get(thread_id, ()))[-HISTORY_TURNS:]
 
     def knows(self, thread_id: int) -> bool:
         return thread_id in self._threads
 
-    def add(self, thread_id: int, question: str) -> None:
-        self._threads.setdefault(thread_id, []).append(question)
+    def asked(self, thread_id: int, user_id: int) -> bool:
+        """Whether ``user_id`` asked in this thread before (it is their conversation)."""
+        return user_id in self._askers.get(thread_id, ())
+
+    def add(self, thread_id: int, turn: Turn, user_id: int | None = None) -> None:
+        self._threads.setdefault(thread_id, []).append(turn)
+        if user_id is not None:
+            self._askers.setdefault(thread_id, set()).add(user_id)
         self._threads.move_to_end(thread_id)
         while len(self._threads) > self.max_threads:
-            self._threads.popitem(last=False)
+            gone, _ = self._threads.popitem(last=False)
+            self._askers.pop(gone, None)
 
 
 def strip_mentions(text: str, user_id: int) -> str:
@@ -108,13 +129,34 @@ def cooldown_text(wait: float) -> str:
     return f"Give me a moment: you can ask again in {max(1, round(wait))} s."
 
 
+#: The bot's messages in a thread that are not answers (read back after a restart).
+NOT_ANSWERS = ("Give me a moment:", BUSY, FAILED, "No documents yet", ABSTAIN_TEXT)
+
+
+def answer_of(content: str) -> str:
+    """The answer text of one of the bot's messages: its notice lines (``-# ...``) left out,
+    "" for a message that is not an answer (a refusal, an abstention)."""
+    if content.startswith(NOT_ANSWERS):
+        return ""
+    lines = [line for line in content.splitlines() if not line.startswith("-# ")]
+    return "\n".join(lines).strip()
+
+
+def turn_of(question: str, answer: Answer | None) -> Turn:
+    shown = "" if answer is None or answer.abstained else answer.text
+    return Turn(question, shown)
+
+
 class Ask(commands.Cog):
     """Answers questions from mentions, DMs, bot-opened threads and ``/ask``."""
 
     def __init__(self, bot: QabotBot) -> None:
         self.bot = bot
-        self.cooldown = Cooldown(bot.settings.discord_cooldown_seconds)
+        self.cooldown = TokenBucket(
+            bot.settings.discord_cooldown_seconds, bot.settings.discord_cooldown_burst
+        )
         self.threads = ThreadMemory()
+        self._answering: dict[int, int] = {}  # user id -> their questions being answered
 
     # ---- messages --------------------------------------------------------------------------
     @commands.Cog.listener()
@@ -135,20 +177,23 @@ class Ask(commands.Cog):
         if not question:
             await message.reply(HELP.format(name=me.name), allowed_mentions=NO_MENTIONS)
             return
-        refusal = self._admit(message.author.id)
+        history = await self._thread_history(channel, message) if in_our_thread else []
+        user = message.author.id
+        follow_up = in_our_thread and self.threads.asked(channel.id, user)
+        refusal = self._admit(user, follow_up)
         if refusal:
             await message.reply(refusal, allowed_mentions=NO_MENTIONS)
             return
         try:
-            await self._answer_message(message, question, in_our_thread)
+            await self._answer_message(message, question, history, in_our_thread)
         finally:
-            self.bot.release()
+            self._done(user)
 
     async def _answer_message(
-        self, message: discord.Message, question: str, in_our_thread: bool
+        self, message: discord.Message, question: str, history: list[Turn], in_our_thread: bool
     ) -> None:
         channel = message.channel
-        history = await self._thread_history(channel, message) if in_our_thread else []
+        route = self.bot.knowledge.route(Place.of(channel))
         target: discord.abc.Messageable = channel
         reply_to: discord.Message | None = message
         if (
@@ -172,11 +217,11 @@ class Ask(commands.Cog):
         )
         try:
             async with target.typing():
-                answer, error = await self._answer(question, history, live)
+                answer, error = await self._answer(question, history, route, live)
         finally:
             shown = await live.close()  # no provisional edit after this, even if cancelled
         if isinstance(target, discord.Thread):
-            self.threads.add(target.id, question)
+            self.threads.add(target.id, turn_of(question, answer), message.author.id)
         if shown is not None:
             await live.wait_turn()
         if answer is None:
@@ -208,25 +253,31 @@ class Ask(commands.Cog):
                 allowed_mentions=NO_MENTIONS,
             )
             return
-        refusal = self._admit(interaction.user.id)
-        if refusal:
-            await interaction.response.send_message(
-                refusal, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
-            return
-        try:
-            await self._answer_interaction(interaction, question)
-        finally:
-            self.bot.release()
-
-    async def _answer_interaction(self, interaction: discord.Interaction, question: str) -> None:
-        await interaction.response.defer(thinking=True)
         channel = interaction.channel
         in_our_thread = (
             isinstance(channel, discord.Thread)
             and self.bot.user is not None
             and channel.owner_id == self.bot.user.id
         )
+        user = interaction.user.id
+        follow_up = in_our_thread and channel is not None and self.threads.asked(channel.id, user)
+        refusal = self._admit(user, follow_up)
+        if refusal:
+            await interaction.response.send_message(
+                refusal, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        try:
+            await self._answer_interaction(interaction, question, in_our_thread)
+        finally:
+            self._done(user)
+
+    async def _answer_interaction(
+        self, interaction: discord.Interaction, question: str, in_our_thread: bool
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        channel = interaction.channel
+        route = self.bot.knowledge.route(Place.of_interaction(interaction))
         history = await self._thread_history(channel) if in_our_thread else []
 
         # Streamed text goes into the deferred response ("is thinking..."), edited in place.
@@ -237,11 +288,11 @@ class Ask(commands.Cog):
             show, lambda _message, content: show(content)
         )
         try:
-            answer, error = await self._answer(question, history, live)
+            answer, error = await self._answer(question, history, route, live)
         finally:
             shown = await live.close()
         if in_our_thread and channel is not None:
-            self.threads.add(channel.id, question)
+            self.threads.add(channel.id, turn_of(question, answer), interaction.user.id)
         if shown is not None:
             await live.wait_turn()
         if answer is None:
@@ -276,53 +327,76 @@ class Ask(commands.Cog):
             )
 
     # ---- shared -----------------------------------------------------------------------------
-    def _admit(self, user_id: int) -> str | None:
+    def _admit(self, user_id: int, follow_up: bool = False) -> str | None:
         """Take a place for this question (``None``), or say why it is not answered now.
 
-        A ``None`` must be paired with ``self.bot.release()`` once the question is done.
+        A follow-up in a thread where the user asked before is not refused by the cooldown
+        while none of their questions is being answered: that is a conversation, and one
+        question at a time cannot flood the bot. A ``None`` must be paired with
+        ``self._done(user_id)`` once the question is done.
         """
         if not self.bot.admit():
             return BUSY
-        wait = self.cooldown.retry_after(user_id)
+        exempt = follow_up and not self._answering.get(user_id)
+        wait = 0.0 if exempt else self.cooldown.retry_after(user_id)
         if wait > 0:
             self.bot.release()
             return cooldown_text(wait)
+        self._answering[user_id] = self._answering.get(user_id, 0) + 1
         return None
+
+    def _done(self, user_id: int) -> None:
+        self.bot.release()
+        left = self._answering.get(user_id, 1) - 1
+        if left > 0:
+            self._answering[user_id] = left
+        else:
+            self._answering.pop(user_id, None)
 
     async def _thread_history(
         self, thread: object, current: discord.Message | None = None
-    ) -> list[str]:
-        """The earlier questions of a bot-opened thread: remembered, or read back from Discord
-        (after a restart) from the thread's starter message and its members' messages."""
+    ) -> list[Turn]:
+        """The earlier turns of a bot-opened thread: remembered, or read back from Discord
+        (after a restart): the questions from the thread's starter message and its members'
+        messages, the answers from the bot's own messages that follow each."""
         if not isinstance(thread, discord.Thread) or self.bot.user is None:
             return []
         if self.threads.knows(thread.id):
             return self.threads.history(thread.id)
         me = self.bot.user.id
-        questions: list[str] = []
+        turns: list[tuple[str, list[str], int]] = []  # question, answer parts, asker
         try:
             starter = thread.starter_message
             if starter is None and isinstance(thread.parent, discord.TextChannel):
                 starter = await thread.parent.fetch_message(thread.id)
             if starter is not None:
-                questions.append(strip_mentions(starter.content, me))
+                turns.append((strip_mentions(starter.content, me), [], starter.author.id))
             async for earlier in thread.history(limit=50, before=current, oldest_first=True):
-                if not earlier.author.bot and earlier.content:
-                    questions.append(strip_mentions(earlier.content, me))
+                if earlier.author.id == me:
+                    if turns and earlier.content:
+                        turns[-1][1].append(answer_of(earlier.content))
+                elif not earlier.author.bot and earlier.content:
+                    turns.append((strip_mentions(earlier.content, me), [], earlier.author.id))
         except discord.HTTPException as exc:
             log.info("Could not read the thread's history (%s)", exc.status)
-        for question in filter(None, questions):
-            self.threads.add(thread.id, question)
+        for question, parts, asker in turns:
+            if question:
+                answer = "\n".join(p for p in parts if p)
+                self.threads.add(thread.id, Turn(question, answer), asker)
         return self.threads.history(thread.id)
 
     async def _answer(
-        self, question: str, history: list[str], live: LiveMessage | None = None
+        self,
+        question: str,
+        history: list[Turn],
+        route: Route | None = None,
+        live: LiveMessage | None = None,
     ) -> tuple[Answer | None, str]:
         """The verified answer, or ``None`` and what to say instead; streamed text, if the
         backend streams, goes to ``live`` meanwhile."""
         on_text = live.add if live is not None else None
         try:
-            return await self.bot.answer(question, history, on_text=on_text), ""
+            return await self.bot.answer(question, history, on_text=on_text, route=route), ""
         except QabotError as exc:
             return None, str(exc)
         except Exception:
