@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     qabot_llm_answer_tokens: int = Field(512, ge=32, description="Tokens kept for the answer.")
     qabot_llm_temperature: float = Field(0.0, ge=0, le=2)
     qabot_llm_condense: bool = Field(True, description="Rewrite follow-ups as standalone.")
+    qabot_llm_structured: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Ask for a JSON reply through the provider's structured output: auto "
+        "(fall back to free text when the server refuses it), on (always), off (free text).",
+    )
+    qabot_llm_threads: int = Field(
+        0, ge=0, le=256, description="CPU threads for llamacpp (0: half the CPUs, at least 1)."
+    )
     # ---- end LLM backends
     qabot_embed_threads: int = Field(2, ge=1, le=64)
     # ---- embeddings (see docs/backends.md)

@@ -12,7 +12,7 @@ from answering.pipeline import Pipeline
 from qabot.settings import Settings
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.harness import discord_pointed_at, pings_nobody
-from tests.llm_servers import PROVIDERS, FakeLLM, cite_first_sentence
+from tests.llm_servers import PROVIDERS, FakeLLM, cite_first_sentence, cite_first_sentence_claims
 from tests.paths import SEEDS
 
 
@@ -50,6 +50,8 @@ def fresh(server: FakeLLM) -> None:
     server.script.clear()
     server.requests.clear()
     server.responder = cite_first_sentence
+    server.structured_responder = cite_first_sentence_claims
+    server.structured = True
     server.piece_delay = 0.0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from answering.backends.base import BackendSpec, ChatBackend
 from answering.backends.langchain import LangChainBackend
 from qabot.errors import BackendError
@@ -15,6 +17,15 @@ def _check(model: str, settings: Settings) -> None:
         )
     if settings.anthropic_api_key is None:
         raise BackendError("QABOT_LLM=anthropic:... needs ANTHROPIC_API_KEY.")
+
+
+def bind_tool(model: Any, schema: dict) -> Any:
+    """Anthropic has no JSON mode: one tool whose input is the reply, and the model is made
+    to call it (``tool_choice``), so the tool input is held to the schema."""
+    from answering.llm.structured import DESCRIPTION, NAME
+
+    tool = {"name": NAME, "description": DESCRIPTION, "input_schema": schema}
+    return model.bind_tools([tool], tool_choice={"type": "tool", "name": NAME})
 
 
 def _build(model: str, settings: Settings) -> ChatBackend:
@@ -33,7 +44,7 @@ def _build(model: str, settings: Settings) -> ChatBackend:
         **kwargs,
     )
     transient = (anthropic.APIConnectionError, anthropic.APIResponseValidationError)
-    return LangChainBackend(f"anthropic:{model}", chat, transient)
+    return LangChainBackend(f"anthropic:{model}", chat, transient, bind_tool)
 
 
 SPEC = BackendSpec(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from answering.llm.chat import Message
@@ -24,17 +25,35 @@ def content_text(content: Any) -> str:
     raise MalformedReply(f"unexpected message content of type {type(content).__name__}")
 
 
+#: How a provider holds a chat model to a JSON schema: ``bind(model, schema)`` returns the
+#: model bound to its own mechanism (OpenAI ``response_format``, Ollama ``format``, Anthropic
+#: a forced tool).
+Binder = Callable[[Any, dict], Any]
+
+
 class LangChainBackend:
-    """Runs a LangChain ``BaseChatModel``; SDK retries are off: the pipeline retries itself."""
+    """Runs a LangChain ``BaseChatModel``; SDK retries are off: the pipeline retries itself.
+
+    With a ``binder`` it also implements :class:`~answering.llm.chat.StructuredChat`;
+    ``schema_limits`` says the provider decodes with a grammar that honours length limits.
+    """
 
     streams = True
 
     def __init__(
-        self, name: str, model: Any, transient: tuple[type[BaseException], ...] = ()
+        self,
+        name: str,
+        model: Any,
+        transient: tuple[type[BaseException], ...] = (),
+        binder: Binder | None = None,
+        schema_limits: bool = False,
     ) -> None:
         self.name = name
         self.model = model
         self._transient = transient
+        self._binder = binder
+        self.schema_limits = schema_limits
+        self.structured = binder is not None
 
     def complete(self, messages: Sequence[Message]) -> str:
         reply = self.model.invoke(list(messages))
@@ -58,6 +77,44 @@ class LangChainBackend:
 
     def is_transient(self, error: BaseException) -> bool:
         return is_transient(error, self._transient)
+
+    def _bound(self, schema: dict) -> Any:
+        if self._binder is None:
+            raise NotImplementedError(f"{self.name} has no structured-output mechanism")
+        return self._binder(self.model, schema)
+
+    def complete_structured(self, messages: Sequence[Message], schema: dict) -> str:
+        """The reply's JSON text: a tool call's arguments, or the message content."""
+        reply = self._bound(schema).invoke(list(messages))
+        calls = getattr(reply, "tool_calls", None) or []
+        if calls:
+            return json.dumps(calls[0].get("args", {}))
+        invalid = getattr(reply, "invalid_tool_calls", None) or []
+        if invalid:  # the tool input was not JSON: let the caller's parser say so
+            return str(invalid[0].get("args") or "")
+        text = content_text(reply.content)
+        if not text.strip():
+            raise MalformedReply("the model returned an empty reply")
+        return text
+
+    def stream_structured(self, messages: Sequence[Message], schema: dict) -> Iterator[str]:
+        """Deltas of the reply's JSON text (tool-call argument pieces, or content pieces)."""
+        ended = False
+        for chunk in self._bound(schema).stream(list(messages)):
+            ended = ended or _is_end(getattr(chunk, "response_metadata", None))
+            pieces = [c.get("args") or "" for c in getattr(chunk, "tool_call_chunks", None) or []]
+            text = "".join(pieces) if pieces else content_text(_text_blocks(chunk.content))
+            if text:
+                yield text
+        if not ended:
+            raise CutOffReply("the reply stream ended without its end marker")
+
+
+def _text_blocks(content: Any) -> Any:
+    """``content`` without tool-input blocks (their JSON comes as tool-call chunks)."""
+    if isinstance(content, list):
+        return [b for b in content if not (isinstance(b, dict) and b.get("type") != "text")]
+    return content
 
 
 def _is_end(metadata: Any) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from answering.backends.base import BackendSpec, ChatBackend
 from answering.backends.langchain import LangChainBackend
 from qabot.errors import BackendError
@@ -11,6 +13,11 @@ from qabot.settings import Settings
 def _check(model: str, settings: Settings) -> None:
     if not model:
         raise BackendError("QABOT_LLM=ollama needs a model name, e.g. ollama:llama3.2.")
+
+
+def bind_format(model: Any, schema: dict) -> Any:
+    """Ollama structured outputs: the JSON schema as the request's ``format``."""
+    return model.bind(format=schema)
 
 
 def _build(model: str, settings: Settings) -> ChatBackend:
@@ -24,7 +31,7 @@ def _build(model: str, settings: Settings) -> ChatBackend:
         num_ctx=settings.qabot_llm_context_tokens,
         client_kwargs={"timeout": settings.qabot_llm_timeout},
     )
-    return LangChainBackend(f"ollama:{model}", chat)
+    return LangChainBackend(f"ollama:{model}", chat, binder=bind_format, schema_limits=True)
 
 
 SPEC = BackendSpec(

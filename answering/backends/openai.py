@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from answering.backends.base import BackendSpec, ChatBackend
 from answering.backends.langchain import LangChainBackend
 from qabot.errors import BackendError
@@ -20,6 +22,17 @@ def _check(model: str, settings: Settings) -> None:
         )
 
 
+def bind_json_schema(model: Any, schema: dict) -> Any:
+    """OpenAI structured outputs: ``response_format`` of type ``json_schema``, strict."""
+    from answering.llm.structured import NAME
+
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": NAME, "schema": schema, "strict": True},
+    }
+    return model.bind(response_format=response_format)
+
+
 def _build(model: str, settings: Settings) -> ChatBackend:
     import openai
     from langchain_openai import ChatOpenAI
@@ -36,7 +49,7 @@ def _build(model: str, settings: Settings) -> ChatBackend:
         use_responses_api=False,
     )
     transient = (openai.APIConnectionError, openai.APIResponseValidationError)
-    return LangChainBackend(f"openai:{model}", chat, transient)
+    return LangChainBackend(f"openai:{model}", chat, transient, bind_json_schema)
 
 
 SPEC = BackendSpec(

@@ -86,10 +86,19 @@ def pack(hits: Sequence[Hit], budget: int) -> list[PackedChunk]:
 
 
 def answer_messages(
-    question: str, hits: Sequence[Hit], *, context_tokens: int, answer_tokens: int
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    context_tokens: int,
+    answer_tokens: int,
+    system_prompt: str = "answer.system",
 ) -> tuple[list[Message], list[PackedChunk]]:
-    """The answering prompt with as many chunks as the window minus the answer allows."""
-    system = render("answer.system")
+    """The answering prompt with as many chunks as the window minus the answer allows.
+
+    ``system_prompt`` names the system template: ``answer.system`` (the free-text reply
+    format) or ``answer.structured.system`` (a JSON reply held to a schema).
+    """
+    system = render(system_prompt)
     frame = render("answer.user", context="", question=question)
     budget = context_tokens - answer_tokens - SAFETY_TOKENS
     budget -= count_tokens(system) + count_tokens(frame)

@@ -75,6 +75,8 @@ def model_env_vars(llm: FakeLLM, workdir: Path) -> dict[str, str]:
         "QABOT_LLM": "openai:fake-gpt",
         "OPENAI_BASE_URL": f"{llm.url}/v1",
         "QABOT_LLM_TIMEOUT": "30",  # a loaded machine must not turn into a fallback
+        # These tests script free-text replies; structured ones: test_backends_structured.py
+        "QABOT_LLM_STRUCTURED": "off",
     }
 
 

@@ -50,4 +50,13 @@ class Drop:
     text: str | None = None
 
 
-Behaviour = Reply | Fail | Hang | Malformed | Drop
+@dataclass(frozen=True)
+class Structured:
+    """Answer a structured request with ``value`` in the provider's structured form: an
+    object, or raw JSON text (which may be broken on purpose). Scripted for a request that
+    carried no schema, the server answers 500: the test expected a structured request."""
+
+    value: dict | str
+
+
+Behaviour = Reply | Fail | Hang | Malformed | Drop | Structured

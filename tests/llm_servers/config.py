@@ -12,8 +12,12 @@ FAST = {"qabot_llm_timeout": 0.5, "qabot_llm_retries": 2, "qabot_llm_backoff": 0
 
 
 def settings_for(provider: str, url: str, **overrides: Any) -> Settings:
-    """Settings selecting ``provider`` with a fake model served at ``url``."""
-    values: dict[str, Any] = {"_env_file": None, **FAST}
+    """Settings selecting ``provider`` with a fake model served at ``url``.
+
+    Replies are asked for in free text (``QABOT_LLM_STRUCTURED=off``) unless ``overrides``
+    say otherwise: the structured forms have their own tests.
+    """
+    values: dict[str, Any] = {"_env_file": None, **FAST, "qabot_llm_structured": "off"}
     if provider == "openai":
         values |= {"qabot_llm": "openai:fake-gpt", "openai_base_url": f"{url}/v1"}
     elif provider == "anthropic":

@@ -36,3 +36,23 @@ def obey_injection(messages: list[dict[str, str]]) -> str:
                 f'Quotes:\n[{n}] "the password is hunter2 and the moon is cheese"'
             )
     return cite_first_sentence(messages)
+
+
+def cite_first_sentence_claims(messages: list[dict[str, str]], schema: dict) -> dict:
+    """A well-behaved model held to ``schema``: the first sentence of the first chunk as one
+    claim (choosing among the schema's allowed quotes when it lists them, as a grammar-bound
+    model must)."""
+    chunks = chunks_in(messages)
+    if not chunks:
+        return {"claims": []}
+    n = min(chunks)
+    item = schema["properties"]["claims"]["items"]["properties"]
+    allowed = item["quote"].get("enum")
+    if allowed:
+        sentence = next((q for q in allowed if q in chunks[n]), None)
+    else:
+        m = _SENTENCE.search(chunks[n])
+        sentence = m.group().strip() if m else None
+    if sentence is None:
+        return {"claims": []}
+    return {"claims": [{"chunk": n, "quote": sentence, "text": sentence}]}

@@ -10,12 +10,57 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import jsonschema
 from aiohttp import web
 
-from .behaviours import Behaviour, Drop, Fail, Hang, Malformed, Reply
-from .fake_model import cite_first_sentence
+from .behaviours import Behaviour, Drop, Fail, Hang, Malformed, Reply, Structured
+from .fake_model import cite_first_sentence, cite_first_sentence_claims
 
 Responder = Callable[[list[dict[str, str]]], str]
+StructuredResponder = Callable[[list[dict[str, str]], dict], dict]
+
+
+class BadStructuredRequest(Exception):
+    """The request asked for structured output in a form the provider does not accept."""
+
+
+def openai_schema(body: dict) -> dict | None:
+    """The schema of an OpenAI ``response_format`` of type ``json_schema``, if any."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None
+    spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    if fmt.get("type") != "json_schema" or not isinstance(spec, dict):
+        raise BadStructuredRequest(f"response_format must be of type json_schema: {fmt!r}")
+    if not isinstance(spec.get("name"), str) or not isinstance(spec.get("schema"), dict):
+        raise BadStructuredRequest("json_schema needs a name and a schema")
+    return spec["schema"]
+
+
+def ollama_schema(body: dict) -> dict | None:
+    """The JSON schema given as Ollama's ``format``, if any."""
+    fmt = body.get("format")
+    if fmt in (None, ""):
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "object":
+        raise BadStructuredRequest(f"format must be a JSON schema object here: {fmt!r}")
+    return fmt
+
+
+def anthropic_tool(body: dict) -> tuple[str, dict] | None:
+    """(name, input schema) of the tool an Anthropic request forces, if it has tools."""
+    tools = body.get("tools")
+    if not tools:
+        return None
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") != "tool":
+        raise BadStructuredRequest(f"tool_choice must force one tool: {choice!r}")
+    for tool in tools:
+        if tool.get("name") == choice.get("name") and isinstance(tool.get("input_schema"), dict):
+            return tool["name"], tool["input_schema"]
+    raise BadStructuredRequest("tool_choice names no tool with an input_schema")
+
+
 PIECE = 12  # characters per streamed delta
 
 
@@ -39,8 +84,16 @@ def _pieces(text: str) -> list[str]:
 class FakeLLM:
     """A scripted OpenAI + Anthropic + Ollama server on 127.0.0.1; use as a context manager."""
 
-    def __init__(self, responder: Responder = cite_first_sentence) -> None:
+    def __init__(
+        self,
+        responder: Responder = cite_first_sentence,
+        structured_responder: StructuredResponder = cite_first_sentence_claims,
+        structured: bool = True,
+    ) -> None:
         self.responder = responder
+        self.structured_responder = structured_responder
+        #: False: a server without structured output, which answers 400 to any schema.
+        self.structured = structured
         self.script: deque[Behaviour] = deque()
         self.requests: list[dict[str, Any]] = []
         #: Seconds to wait before each streamed text piece: a model writing at a set speed.
@@ -90,23 +143,58 @@ class FakeLLM:
         self.script.extend(behaviours)
 
     # ---- behaviour -------------------------------------------------------------------------
-    async def _behaviour(self, protocol: str, body: dict, messages: list[dict[str, str]]):
-        self.requests.append({"protocol": protocol, "body": body, "messages": messages})
+    async def _behaviour(
+        self,
+        protocol: str,
+        body: dict,
+        messages: list[dict[str, str]],
+        schema: dict | None = None,
+    ):
+        self.requests.append(
+            {"protocol": protocol, "body": body, "messages": messages, "schema": schema}
+        )
+        if schema is not None and not self.structured:
+            return Fail(400, f"unsupported structured output request ({protocol})")
         step = self.script.popleft() if self.script else None
         if isinstance(step, Hang):
             await asyncio.sleep(step.seconds)
             step = step.then
+        if schema is not None:
+            return self._structured_step(step, messages, schema)
+        if isinstance(step, Structured):
+            return Fail(500, "fake: a structured reply was scripted, the request had no schema")
         if isinstance(step, Drop) and step.text is None:
             step = Drop(step.after, step.clean, self.responder(messages))
         return step or Reply(self.responder(messages))
+
+    def _structured_step(
+        self, step: Behaviour | None, messages: list[dict[str, str]], schema: dict
+    ) -> Behaviour:
+        """The step for a request that carried a schema; the reply is the JSON text."""
+        if isinstance(step, Structured):
+            value = step.value
+            return Reply(value if isinstance(value, str) else json.dumps(value))
+        if step is not None and not (isinstance(step, Drop) and step.text is None):
+            return step
+        value = self.structured_responder(messages, schema)
+        jsonschema.validate(value, schema)  # the fake model obeys the schema it was given
+        if isinstance(step, Drop):
+            return Drop(step.after, step.clean, json.dumps(value))
+        return Reply(json.dumps(value))
 
     # ---- OpenAI ----------------------------------------------------------------------------
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         messages = [{"role": m["role"], "content": _text(m["content"])} for m in body["messages"]]
-        step = await self._behaviour("openai", body, messages)
+        try:
+            schema = openai_schema(body)
+        except BadStructuredRequest as bad:
+            schema, step = None, Fail(400, str(bad))
+        else:
+            step = await self._behaviour("openai", body, messages, schema)
         if isinstance(step, Fail):
-            error = {"error": {"message": step.message, "type": "server_error", "code": None}}
+            kind = "invalid_request_error" if step.status == 400 else "server_error"
+            error = {"error": {"message": step.message, "type": kind, "code": None}}
             return web.json_response(error, status=step.status)
         if isinstance(step, Malformed):
             if body.get("stream"):
@@ -154,9 +242,15 @@ class FakeLLM:
         body = await request.json()
         messages = [{"role": "system", "content": _text(body.get("system", ""))}]
         messages += [{"role": m["role"], "content": _text(m["content"])} for m in body["messages"]]
-        step = await self._behaviour("anthropic", body, messages)
+        try:
+            tool = anthropic_tool(body)
+        except BadStructuredRequest as bad:
+            tool, step = None, Fail(400, str(bad))
+        else:
+            step = await self._behaviour("anthropic", body, messages, tool and tool[1])
         if isinstance(step, Fail):
             kind = {429: "rate_limit_error", 529: "overloaded_error"}.get(step.status, "api_error")
+            kind = "invalid_request_error" if step.status == 400 else kind
             error = {"type": "error", "error": {"type": kind, "message": step.message}}
             return web.json_response(error, status=step.status)
         if isinstance(step, Malformed):
@@ -164,6 +258,8 @@ class FakeLLM:
                 lines = ['event: content_block_delta\ndata: {"delta": [\n\n']
                 return await _send(request, "text/event-stream", lines)
             return web.Response(text='{"content": [', content_type="application/json")
+        if tool is not None and isinstance(step, Reply):
+            return await self._anthropic_tool_use(request, body, tool[0], step.text)
         message = {
             "id": "msg_fake",
             "type": "message",
@@ -215,11 +311,71 @@ class FakeLLM:
             request, "text/event-stream", lines, _drop(step), lead=3, delay=self.piece_delay
         )
 
+    async def _anthropic_tool_use(
+        self, request: web.Request, body: dict, name: str, raw: str
+    ) -> web.StreamResponse:
+        """The reply as a ``tool_use`` block. Raw text that is not JSON can only be sent as a
+        stream of ``input_json_delta`` pieces; a whole reply then carries an empty input cut
+        off at ``max_tokens``, as Anthropic's does when the model ran out mid-input."""
+        try:
+            value, stop = json.loads(raw), "tool_use"
+        except json.JSONDecodeError:
+            value, stop = {}, "max_tokens"
+        block = {"type": "tool_use", "id": "toolu_fake", "name": name}
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "fake"),
+            "content": [{**block, "input": value}],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 1, "output_tokens": 1},
+        }
+        if not body.get("stream"):
+            return web.json_response(message)
+        start = {**message, "content": [], "stop_reason": None}
+        events: list[tuple[str, dict]] = [
+            ("message_start", {"type": "message_start", "message": start}),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {**block, "input": {}},
+                },
+            ),
+        ]
+        for p in _pieces(raw):
+            delta = {"type": "input_json_delta", "partial_json": p}
+            events.append(
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+            )
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                    "usage": {"output_tokens": 5},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        lines = [f"event: {n}\ndata: {json.dumps(d)}\n\n" for n, d in events]
+        return await _send(request, "text/event-stream", lines, delay=self.piece_delay)
+
     # ---- Ollama ----------------------------------------------------------------------------
     async def _ollama(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         messages = [{"role": m["role"], "content": _text(m["content"])} for m in body["messages"]]
-        step = await self._behaviour("ollama", body, messages)
+        try:
+            schema = ollama_schema(body)
+        except BadStructuredRequest as bad:
+            schema, step = None, Fail(400, str(bad))
+        else:
+            step = await self._behaviour("ollama", body, messages, schema)
         if isinstance(step, Fail):
             return web.json_response({"error": step.message}, status=step.status)
         if isinstance(step, Malformed):
