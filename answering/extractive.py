@@ -181,14 +181,15 @@ def compose(
 ) -> Draft:
     """The draft: the short answer (a span of a cited sentence) or the sentence itself, then
     the citations: the chosen sentence, the one it leans on, and a second when it adds."""
-    chosen: list[tuple[int, int, str]] = [(best.start, best.end, best.text)]
+    # (source, start, end, text): a second sentence may come from another document.
+    chosen: list[tuple[str, int, int, str]] = [(best.source, best.start, best.end, best.text)]
     if best.previous is not None:
-        chosen.insert(0, best.previous)
+        chosen.insert(0, (best.source, *best.previous))
     covered = set(terms(" ".join(t for *_, t in chosen)))
     for cand in cands[1:]:
         if len(chosen) >= MAX_SENTENCES + (best.previous is not None):
             break
-        if any(cand.start == s for s, *_ in chosen):
+        if any((cand.source, cand.start) == (src, s) for src, s, *_ in chosen):
             continue
         new = coverage(weights, covered | set(terms(cand.text))) - coverage(weights, covered)
         # A second sentence must itself cover most of the question (closeness alone only
@@ -199,9 +200,9 @@ def compose(
             and new > 0.15
             and cand.score(background) >= 0.75 * best.score(background)
         ):
-            chosen.append((cand.start, cand.end, cand.text))
+            chosen.append((cand.source, cand.start, cand.end, cand.text))
             covered |= set(terms(cand.text))
-    citations = [Citation(n, best.source, s, e, t) for n, (s, e, t) in enumerate(chosen, 1)]
+    citations = [Citation(n, src, s, e, t) for n, (src, s, e, t) in enumerate(chosen, 1)]
     markers = " ".join(f"[{c.n}]" for c in citations)
     # The span comes from the chosen sentence; a name it points back to ("She said"), from
     # the sentence before.

@@ -7,6 +7,7 @@ answerer when the backend gave nothing that survives verification.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -62,7 +63,13 @@ def verified_draft(draft: Draft, request: AnswerRequest) -> tuple[Draft | None, 
         return Draft(ABSTAIN_TEXT, abstained=True), dropped
     if not citations:
         return None, dropped
-    return Draft(draft.text, citations), dropped
+    kept = {c.n for c in citations}
+    # A marker whose citation failed points at nothing: it goes with it.
+    text = _MARKER.sub(lambda m: m.group() if int(m.group(1)) in kept else "", draft.text)
+    return Draft(text, citations), dropped
+
+
+_MARKER = re.compile(r"\s*\[(\d+)\]")
 
 
 class Pipeline:

@@ -89,3 +89,25 @@ def test_history_reaches_the_answerer_as_turns(seeds_pipeline: Pipeline):
     pipeline = Pipeline(seeds_pipeline.settings, store=seeds_pipeline.store, answerer=scripted)
     pipeline.ask("When should it be operational?", history=["What will Russia build?"])
     assert list(scripted.requests[-1].history) == [Turn("What will Russia build?")]
+
+
+def test_a_marker_whose_citation_fails_goes_with_it(seeds_pipeline: Pipeline):
+    from answering.pipeline import verified_draft
+
+    good = Pipeline(
+        seeds_pipeline.settings, store=seeds_pipeline.store, answerer=ScriptedAnswerer("honest")
+    )
+    answer = good.ask(QUESTION)
+    [real] = answer.citations
+    fake = Citation(2, real.source, real.start, real.end, "words the document never had")
+    retrieval = good.corpus()
+    request = AnswerRequest(QUESTION, _retrieval(answer), retrieval)
+    draft, dropped = verified_draft(Draft("2028 [1] [2]", [real, fake]), request)
+    assert draft is not None and dropped == 1
+    assert draft.text == "2028 [1]" and draft.citations == [real]
+
+
+def _retrieval(answer):
+    from retrieval.search import Retrieval
+
+    return Retrieval(answer.retrieved, None)
