@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from answering.asked import Kind, Span, names, spans
+from answering.asked import Kind, Span, spans
 from retrieval.lexical import stop_words, terms
 
 _WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
@@ -62,8 +62,9 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
         found = _other_candidates(sentence, words, in_question)
         # A name or a quotation is a unit a reader can take as the answer ("RSC Energia",
         # "business as usual"); a run of leftover words is only a guess.
-        for sp in names(sentence):
-            bonus[sp] = 1.0
+        # "What"/"which" say nothing of the answer's form, so only a quotation is taken: a
+        # name picked by guess ("Celsius" for "what temperature") misleads more than the
+        # cited sentence shown whole.
         for m in _QUOTED.finditer(sentence):
             bonus[(m.start(1), m.end(1))] = QUOTE_BONUS
         # Only those units are shown as a short answer: a wrong guess in front of the cited
