@@ -18,7 +18,7 @@ from answering.answerer import AnswerRequest, Draft, Streaming, Unavailable
 from answering.llm.chat import ChatBackend, Message, StructuredChat, rejected
 from answering.llm.prompt import PackedChunk, answer_messages, condense_messages
 from answering.llm.reply import Checked, check, parse, visible
-from answering.llm.retry import CutOffReply, MalformedReply, RetryPolicy, status_of
+from answering.llm.retry import CutOffReply, MalformedReply, RetryPolicy, error_chain, status_of
 from answering.llm.structured import (
     check_claims,
     parse_claims,
@@ -42,11 +42,7 @@ def describe(error: BaseException) -> str:
     The whole ``__cause__``/``__context__`` chain is searched, most telling reason first: SDKs
     wrap both "cannot connect" and "connection dropped mid-reply" in one connection error.
     """
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    chain = list(error_chain(error))
     names = [type(e).__name__.lower() for e in chain]
     for e in chain:
         status = status_of(e)

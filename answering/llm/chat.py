@@ -51,16 +51,12 @@ class SchemaRejected(Exception):
 
 def rejected(error: BaseException) -> bool:
     """True when ``error`` says the structured request was refused as not understood."""
-    from answering.llm.retry import status_of
+    from answering.llm.retry import error_chain, status_of
 
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in error_chain(error):
         if isinstance(current, SchemaRejected):
             return True
         status = status_of(current)
         if status is not None:
             return status in REJECTED_STATUSES
-        current = current.__cause__ or current.__context__
     return False

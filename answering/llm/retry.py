@@ -58,21 +58,28 @@ def status_of(error: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+def error_chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and its causes (``__cause__`` or ``__context__``), each once: SDKs wrap the
+    httpx error in their own."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def is_transient(error: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
     """True for timeouts, refused connections, 429/5xx and malformed replies.
 
     Follows ``__cause__``/``__context__`` because SDKs wrap the httpx error in their own.
     """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in error_chain(error):
         if isinstance(current, (*_TRANSIENT_TYPES, MalformedReply, *extra)):
             return True
         status = status_of(current)
         if status is not None:
             return status in RETRY_STATUSES
-        current = current.__cause__ or current.__context__
     return False
 
 
