@@ -151,3 +151,17 @@ def test_query_embedding_reads_one_model_window():
     assert long_question.startswith(cut) and len(cut) < len(long_question)
     assert embedder._model.token_count(cut, is_query=True) <= QUERY_WINDOW_TOKENS
     assert embedder._one_window("When does Russia leave?") == "When does Russia leave?"
+
+
+def test_every_marker_has_a_verified_citation_from_its_own_document(seeds_pipeline):
+    """A second sentence from the other article keeps its own source (it once got the first
+    one's, failed verification and left a marker pointing at nothing)."""
+    import re
+
+    answer = seeds_pipeline.ask("When does Russia plan to leave the ISS?")
+    assert answer.dropped_citations == 0
+    numbers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
+    assert numbers == {c.n for c in answer.citations}
+    corpus = seeds_pipeline.corpus()
+    for c in answer.citations:
+        assert corpus.text(c.source, c.start, c.end) == c.excerpt
