@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from answering.asked import Kind, Span, spans
+from answering.asked import Kind, Span, names, spans
 from retrieval.lexical import stop_words, terms
 
 _WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
@@ -28,6 +28,8 @@ _EDGE = frozenset(
     us our your my""".split()
 )
 QUOTE_BONUS = 1.5
+#: What a name gains over a run of leftover words: as much as two words nearer the question's.
+NAME_BONUS = 2.0
 #: Short answers longer than this are not short: the sentence is shown instead.
 MAX_WORDS = 12
 #: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
@@ -59,17 +61,16 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
     anchors = [i for i, hit in enumerate(in_question) if hit]
     bonus: dict[Span, float] = {}
     if kind is Kind.OTHER:
+        # "What"/"which" say nothing of the answer's form: the candidates are the runs of
+        # words the question does not use, one clause at most, and the quotations.
         found = _other_candidates(sentence, words, in_question)
-        # A name or a quotation is a unit a reader can take as the answer ("RSC Energia",
-        # "business as usual"); a run of leftover words is only a guess.
-        # "What"/"which" say nothing of the answer's form, so only a quotation is taken: a
-        # name picked by guess ("Celsius" for "what temperature") misleads more than the
-        # cited sentence shown whole.
         for m in _QUOTED.finditer(sentence):
             bonus[(m.start(1), m.end(1))] = QUOTE_BONUS
-        # Only those units are shown as a short answer: a wrong guess in front of the cited
-        # sentence misleads more than the sentence alone, which is shown when none is found.
-        found = list(bonus)
+        # A name is a unit a reader takes as an answer ("Melbourne Cricket Ground") and the
+        # commonest form of answer to "what"/"which"; a run of leftover words is a guess.
+        for span in names(sentence):
+            bonus.setdefault(span, NAME_BONUS)
+        found = list(dict.fromkeys([*found, *bonus]))
     else:
         trimmed = (_trim(sentence, sp) for sp in spans(sentence, kind))
         found = [sp for sp in trimmed if sp is not None]

@@ -47,6 +47,18 @@ def answer_of(sentence: str, question: str) -> str | None:
     return None if span is None else sentence[span[0] : span[1]]
 
 
+def test_a_what_question_is_answered_with_the_name_beside_its_words() -> None:
+    # "What" says nothing of the answer's form: the name next to the question's words is
+    # the short answer, not the whole sentence.
+    sentence = (
+        "The largest stadium in Australia is the Melbourne Cricket Ground, which also hosts "
+        "the football finals."
+    )
+    assert answer_of(sentence, "What is the largest stadium in Australia?") == (
+        "Melbourne Cricket Ground"
+    )
+
+
 @pytest.mark.parametrize(
     ("sentence", "question", "expected"),
     [

@@ -16,6 +16,11 @@ def test_a_when_question_gets_the_date_as_a_short_verbatim_answer(seeds_pipeline
     assert lead in answer.citations[0].excerpt  # the short answer is a span of its citation
 
 
+def test_a_what_question_leads_with_the_name_it_asks_for(seeds_pipeline):
+    answer = seeds_pipeline.ask("What is the name of the orbital station Russia plans to build?")
+    assert answer.text.startswith("ROSS [1]"), answer.text
+
+
 def test_who_said_it_names_the_person_from_the_sentence_leaned_on(seeds_pipeline):
     answer = seeds_pipeline.ask("Who said it was business as usual?")
     assert "Lueders" in answer.text.split(" [", 1)[0], answer.text
