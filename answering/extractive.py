@@ -82,6 +82,12 @@ class Candidate:
     has_kind: bool = False
     restates: bool = False
     previous: tuple[int, int, str] | None = None  # the sentence before, when this leans on it
+    passage: str = ""  # the retrieved passage the sentence was found in
+
+    @property
+    def said(self) -> str:
+        """The sentence with the one it leans on: what it states."""
+        return self.text if self.previous is None else f"{self.previous[2]} {self.text}"
 
     def score(self, background: float) -> float:
         margin = self.similarity - background
@@ -162,7 +168,7 @@ class ExtractiveAnswerer:
             coverage=best.coverage,
             margin=best.similarity - background,
             context_coverage=best.context_coverage,
-        ) or near_miss(question, kind, best.text, best.has_kind, corpus.lexical):
+        ) or near_miss(question, kind, best.said, best.has_kind, corpus.lexical, best.passage):
             return Draft(ABSTAIN_TEXT, abstained=True)
         # Words the asker already said (in this question or the one it follows up) are not
         # its answer.
@@ -276,6 +282,7 @@ def candidates(
                     has_kind=typed,
                     restates=bool(own) and own <= own_terms,
                     previous=before,
+                    passage=hit.chunk.text,
                 )
             )
     return out

@@ -45,3 +45,12 @@ def test_why_is_answered_with_a_sentence_that_gives_a_reason(seeds_pipeline):
 
 def test_a_when_question_the_text_has_no_date_for_is_refused(seeds_pipeline):
     assert seeds_pipeline.ask("When will Russia leave the Tiangong station?").abstained
+
+
+def test_a_question_that_changes_one_detail_of_the_text_is_refused(seeds_pipeline):
+    # The text says the ISS has been in orbit since 1998 and never names Sergei Krikalev:
+    # a changed year, a negation and a person it never names are near misses.
+    assert not seeds_pipeline.ask("Since when has the ISS been in orbit around Earth?").abstained
+    assert seeds_pipeline.ask("What has been in orbit around Earth since 1996?").abstained
+    assert seeds_pipeline.ask("What has not been in orbit around Earth since 1998?").abstained
+    assert seeds_pipeline.ask("What did Sergei Krikalev say about the ISS partners?").abstained
