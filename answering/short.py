@@ -30,6 +30,13 @@ _EDGE = frozenset(
 QUOTE_BONUS = 1.5
 #: What a name gains over a run of leftover words: as much as two words nearer the question's.
 NAME_BONUS = 2.0
+#: What a span gains when it stands where the question's "what X" noun stands: a span that
+#: names an X ("the San Andreas Fault" for "which fault") outweighs every other cue.
+HEAD_BONUS = 3.0
+#: "What X" / "which kind of X": X is the noun that says what the answer is.
+_HEAD = re.compile(
+    r"\b(?:what|which)\s+(?:(?:type|kind|sort|form|part)s?\s+of\s+)?(\w+)", re.IGNORECASE
+)
 #: Short answers longer than this are not short: the sentence is shown instead.
 MAX_WORDS = 12
 #: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
@@ -60,6 +67,8 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
     in_question = [(_stem(w) in question_terms) for _, _, w in words]
     anchors = [i for i, hit in enumerate(in_question) if hit]
     bonus: dict[Span, float] = {}
+    head_match = _HEAD.search(question)
+    head = _stem(head_match.group(1)) if head_match else None
     if kind is Kind.OTHER:
         # "What"/"which" say nothing of the answer's form: the candidates are the runs of
         # words the question does not use, one clause at most, and the quotations.
@@ -101,6 +110,13 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
             score += 0.5 * min(len(content), 3)
             # English puts the new after the given: "named ROSS", "called the Island Spirit".
             score += 0.5 * (inside[0] - 1 in anchors)
+            # English names an X right before the noun ("the San Andreas Fault", "major
+            # business districts") or right after it ("the port of Los Angeles").
+            if head is not None and any(
+                0 <= j < len(words) and _stem(words[j][2]) == head
+                for j in (inside[0] - 1, inside[-1], inside[-1] + 1)
+            ):
+                score += HEAD_BONUS
         if kind is Kind.PERSON and len(content) >= 2:
             # A person is named by first and last name; a lone capitalised word is as often
             # an organisation or a place ("Roscosmos", "Moscow").

@@ -59,6 +59,17 @@ def test_a_what_question_is_answered_with_the_name_beside_its_words() -> None:
     )
 
 
+def test_which_x_is_answered_with_the_span_that_names_an_x() -> None:
+    # "Which fault": the name that ends in "Fault", not the nearest new words.
+    sentence = (
+        "Many faults are able to produce a magnitude 6.7+ earthquake, such as the San Andreas "
+        "Fault, which can produce a magnitude 8.0 event."
+    )
+    assert answer_of(sentence, "Which fault can produce a magnitude 8.0 event?") == (
+        "San Andreas Fault"
+    )
+
+
 @pytest.mark.parametrize(
     ("sentence", "question", "expected"),
     [
