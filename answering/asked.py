@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from retrieval.lexical import terms
+
 
 class Kind(Enum):
     REASON = "reason"
@@ -166,6 +168,28 @@ def _people(text: str) -> list[Span]:
 
 def _places(text: str) -> list[Span]:
     return [(s, e) for s, e in names(text) if _PLACE_LEAD.search(text[max(0, s - 12) : s])]
+
+
+#: "Russian space", "American businesses": a capitalised adjective before a plain noun.
+ADJECTIVE = re.compile(r"[A-Z]\w*(?:an|ian|ese|ish|ic)\s+[a-z]")
+#: "<verb> by": a passive verb and, after it, who did it.
+_BY = re.compile(r"\b(\w+)\s+by\s+")
+#: How far after "by" the doer's name may start: room for a title ("Russian president ").
+_TITLE_CHARS = 30
+
+
+def agents(text: str, verbs: set[str]) -> list[Span]:
+    """The people named after "<verb> by" in ``text``, for a verb among ``verbs`` (terms):
+    who did it ("appointed by Russian president Vladimir Putin" -> "Vladimir Putin")."""
+    out = []
+    for m in _BY.finditer(text):
+        if not verbs.intersection(terms(m.group(1))):
+            continue
+        for s, e in _people(text):
+            if m.end() <= s <= m.end() + _TITLE_CHARS and not ADJECTIVE.match(text, s):
+                out.append((s, e))
+                break
+    return out
 
 
 def reasons(text: str, strong_only: bool = False) -> list[Span]:

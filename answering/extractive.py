@@ -33,7 +33,7 @@ from answering.abstention import (
     near_miss,
 )
 from answering.answerer import AnswerRequest, Draft, SentenceVectors, Streaming
-from answering.asked import Kind, asked_kind, has_kind
+from answering.asked import Kind, agents, asked_kind, has_kind
 from answering.background import BackgroundModel
 from answering.short import short_answer
 from qabot.types import Citation, Turn
@@ -47,6 +47,14 @@ MAX_EXCERPT_CHARS = 600
 #: What a sentence that holds the asked-for kind of span ("when": a date) gains: half the
 #: coverage scale, so that it beats a sentence that merely repeats more of the question.
 KIND_WEIGHT = 1.0
+#: The margin counts up to three times its "clearly related" bar: between two sentences that
+#: are both clearly related, the closer one is still the likelier answer (a question asked in
+#: another language has no words to match, only this closeness); beyond a margin of 0.24
+#: (near paraphrase) closeness no longer tells sentences apart.
+MAX_MARGIN_SHARE = 3.0
+#: What a sentence gains that names who did the question's own verb ("appointed by ...
+#: Vladimir Putin" for "Who appointed ...?"): English's passive names the doer after "by".
+AGENT_WEIGHT = 1.0
 #: What a sentence that only restates the question loses: it has nothing to add to it.
 RESTATES_PENALTY = 0.5
 #: The earlier turn of a conversation counts at this share of the follow-up's own words: it
@@ -80,6 +88,7 @@ class Candidate:
     context_coverage: float
     hit_rank: int
     has_kind: bool = False
+    agent: bool = False  # names who did the question's verb ("appointed by Putin")
     restates: bool = False
     previous: tuple[int, int, str] | None = None  # the sentence before, when this leans on it
     passage: str = ""  # the retrieved passage the sentence was found in
@@ -95,10 +104,11 @@ class Candidate:
         # "clearly related" bar so that both reach 1.0 at their own threshold.
         return (
             self.coverage
-            + min(margin / MIN_MARGIN, 2.0)
+            + min(margin / MIN_MARGIN, MAX_MARGIN_SHARE)
             + 0.5 * self.context_coverage
             - 0.05 * (self.hit_rank - 1)
             + KIND_WEIGHT * self.has_kind
+            + AGENT_WEIGHT * self.agent
             - RESTATES_PENALTY * self.restates
         )
 
@@ -280,6 +290,7 @@ def candidates(
                     ctx_cov,
                     hit.rank,
                     has_kind=typed,
+                    agent=kind is Kind.PERSON and bool(agents(text, own_terms)),
                     restates=bool(own) and own <= own_terms,
                     previous=before,
                     passage=hit.chunk.text,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from answering.asked import Kind, Span, names, spans
+from answering.asked import ADJECTIVE, Kind, Span, agents, names, spans
 from retrieval.lexical import stop_words, terms
 
 _WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
@@ -37,6 +37,9 @@ HEAD_BONUS = 3.0
 _HEAD = re.compile(
     r"\b(?:what|which)\s+(?:(?:type|kind|sort|form|part)s?\s+of\s+)?(\w+)", re.IGNORECASE
 )
+#: What the doer of the question's own verb gains ("appointed by ... Vladimir Putin"): more
+#: than any distance within a clause, as the grammar says who it is.
+AGENT_BONUS = 3.0
 #: Short answers longer than this are not short: the sentence is shown instead.
 MAX_WORDS = 12
 #: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
@@ -46,8 +49,6 @@ _WITH_UNIT = re.compile(r"\bhow (much|long|far|old|big|large|high|tall|wide|deep
 _QUOTED = re.compile(r"[\"“]([^\"“”]{3,120}?)[,.]?[\"”]")
 _ASKS_YEAR = re.compile(r"\byears?\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})")
-#: "Russian space", "American businesses": a capitalised adjective before a plain noun.
-_ADJECTIVE = re.compile(r"[A-Z]\w*(?:an|ian|ese|ish|ic)\s+[a-z]")
 
 
 def _words(text: str) -> list[tuple[int, int, str]]:
@@ -88,7 +89,10 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
         if kind is Kind.DATE and _ASKS_YEAR.search(question):
             found = [sp for sp in found if _YEAR.search(sentence[sp[0] : sp[1]])]
         if kind is Kind.PERSON:
-            found = [sp for sp in found if not _ADJECTIVE.match(sentence, sp[0])]
+            found = [sp for sp in found if not ADJECTIVE.match(sentence, sp[0])]
+            # "Who appointed him?": the name after "appointed by" did it.
+            for span in agents(sentence, question_terms):
+                bonus[span] = AGENT_BONUS
     best: tuple[float, Span] | None = None
     for span in found:
         inside = [i for i, (s, e, _) in enumerate(words) if s >= span[0] and e <= span[1]]
@@ -121,9 +125,9 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
             # A person is named by first and last name; a lone capitalised word is as often
             # an organisation or a place ("Roscosmos", "Moscow").
             score += 2.0
-        if kind is Kind.REASON or bonus.get(span) == QUOTE_BONUS:
-            # The connective (or the quotation marks) already delimit it: distance matters
-            # little.
+        if kind is Kind.REASON or bonus.get(span) in (QUOTE_BONUS, AGENT_BONUS):
+            # The connective (the quotation marks, the "by" of a passive) already delimit
+            # it: distance matters little.
             score = -0.1 * distance + bonus.get(span, 0.0)
         if best is None or score > best[0]:
             best = (score, span)

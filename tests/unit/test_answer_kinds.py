@@ -59,6 +59,12 @@ def test_a_what_question_is_answered_with_the_name_beside_its_words() -> None:
     )
 
 
+def test_who_did_it_is_the_name_after_the_question_verb_and_by() -> None:
+    # "Yuri Borisov" is nearer the question's words, but "appointed by" says who did it.
+    sentence = "Yuri Borisov was appointed by the country's president Vladimir Putin last month."
+    assert answer_of(sentence, "Who appointed Borisov?") == "Vladimir Putin"
+
+
 def test_which_x_is_answered_with_the_span_that_names_an_x() -> None:
     # "Which fault": the name that ends in "Fault", not the nearest new words.
     sentence = (

@@ -54,3 +54,17 @@ def test_a_question_that_changes_one_detail_of_the_text_is_refused(seeds_pipelin
     assert seeds_pipeline.ask("What has been in orbit around Earth since 1996?").abstained
     assert seeds_pipeline.ask("What has not been in orbit around Earth since 1998?").abstained
     assert seeds_pipeline.ask("What did Sergei Krikalev say about the ISS partners?").abstained
+
+
+def test_who_did_it_is_answered_by_the_name_after_the_verb_and_by(seeds_pipeline):
+    # Another sentence repeats more of the question ("Yuri Borisov, newly appointed ..."), but
+    # only "appointed by Russian president Vladimir Putin" says who appointed him.
+    answer = seeds_pipeline.ask("Who appointed Yuri Borisov to lead the Russian space agency?")
+    assert answer.text.startswith("Vladimir Putin [1]"), answer.text
+
+
+def test_a_question_in_another_language_is_answered_by_the_closest_sentence(seeds_pipeline):
+    # No word of it matches the English text: the closest sentence in meaning must win,
+    # even among sentences that are all clearly related.
+    answer = seeds_pipeline.ask("¿Quién es el nuevo director general de la agencia espacial rusa?")
+    assert "Borisov" in shown(answer), shown(answer)
