@@ -101,12 +101,14 @@ class Candidate:
     def score(self, background: float) -> float:
         margin = self.similarity - background
         # Coverage and margin live on different scales; the margin is divided by the
-        # "clearly related" bar so that both reach 1.0 at their own threshold.
+        # "clearly related" bar so that both reach 1.0 at their own threshold. The passage's
+        # search rank is no term: the search ranked passages by the same evidence (words,
+        # closeness) that coverage and margin measure for the sentence itself, and a rank
+        # penalty sinks the answer of a passage that ranked lower on its other sentences.
         return (
             self.coverage
             + min(margin / MIN_MARGIN, MAX_MARGIN_SHARE)
             + 0.5 * self.context_coverage
-            - 0.05 * (self.hit_rank - 1)
             + KIND_WEIGHT * self.has_kind
             + AGENT_WEIGHT * self.agent
             - RESTATES_PENALTY * self.restates

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from answering.asked import Kind, asked_kind, has_kind, spans
-from answering.extractive import leans_on_previous, question_terms
+from answering.extractive import Candidate, leans_on_previous, question_terms
 from answering.short import short_answer
 from evaluation.metrics import squad_tokens, token_f1, without_markers
 
@@ -134,3 +134,12 @@ def test_token_f1_is_squad_s() -> None:
     assert token_f1(without_markers("in 2028 [1]"), ["2028", "in 2028"]) == 1.0
     assert token_f1("Paris", ["London"]) == 0.0
     assert without_markers("2028 [1] [2]") == "2028"
+
+
+def test_a_sentence_with_more_evidence_wins_whatever_its_passage_rank() -> None:
+    # The search ranked passages on the same evidence; a lower-ranked passage's sentence that
+    # covers more of the question is the better answer.
+    def candidate(rank: int, coverage: float) -> Candidate:
+        return Candidate("doc.txt", 0, 10, "A sentence.", 0.9, coverage, 0.5, rank)
+
+    assert candidate(3, 0.62).score(0.8) > candidate(1, 0.60).score(0.8)
