@@ -133,7 +133,8 @@ def _numbers(text: str) -> list[Span]:
         if any(ds <= s and e <= de for ds, de in dates):
             continue  # the day of a date
         word = m.group().lower()
-        if word in ("one", "half", "quarter") or _YEAR_ONLY.fullmatch(m.group()):
+        # A comma or full stop after a numeral is the sentence's ("in 2010, ...").
+        if word in ("one", "half", "quarter") or _YEAR_ONLY.fullmatch(m.group().rstrip(",.")):
             continue  # "one of the ..." is rarely a count; a bare year is a date
         out.append((s, e))
     return out

@@ -147,6 +147,8 @@ def _trim(text: str, span: Span) -> Span | None:
     s, e = inner[0][0], inner[-1][1]
     while e > s and text[e - 1] in ".,;:":
         e -= 1
+    if e < span[1] and text[e] == "%":
+        e += 1  # "90%": the sign is part of the number, not punctuation
     return (s, e) if e > s else None
 
 

@@ -143,3 +143,10 @@ def test_a_sentence_with_more_evidence_wins_whatever_its_passage_rank() -> None:
         return Candidate("doc.txt", 0, 10, "A sentence.", 0.9, coverage, 0.5, rank)
 
     assert candidate(3, 0.62).score(0.8) > candidate(1, 0.60).score(0.8)
+
+
+def test_a_year_followed_by_a_comma_is_a_date_and_a_percentage_keeps_its_sign() -> None:
+    text = "In 2010, the state had 489 Catholic schools."
+    assert [text[s:e] for s, e in spans(text, Kind.NUMBER)] == ["489"]
+    sentence = "Victoria produces 90% of Australia's pears."
+    assert answer_of(sentence, "How much of Australia's pears does Victoria produce?") == "90%"
