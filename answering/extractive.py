@@ -231,7 +231,7 @@ def compose(
         order = [1, 2]  # "She described ...": who she is, the sentence before says
     for n in order:
         text = citations[n - 1].excerpt
-        span = short_answer(text, question_terms, kind, question)
+        span = short_answer(text, question_terms, kind, question, weights)
         if span is not None:
             return Draft(f"{text[span[0] : span[1]]} {markers}", citations)
     body = " ".join(f"{_clip(c.excerpt)} [{c.n}]" for c in citations)

@@ -12,6 +12,7 @@ is no short answer and the sentence itself is shown.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from answering.asked import ADJECTIVE, Kind, Span, agents, names, spans
 from retrieval.lexical import stop_words, terms
@@ -19,6 +20,8 @@ from retrieval.lexical import stop_words, terms
 _WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
 #: Where a phrase ends: punctuation that closes a clause, or a quotation mark.
 _BREAK = re.compile(r"[,;:()\[\]\"“”—–]|\s-\s|\.(?:\s|$)")
+#: Where a clause ends (a quotation is part of the clause that quotes it).
+_CLAUSE = re.compile(r"[,;:()\[\]—–]|\s-\s|\.(?:\s|$)")
 #: Words a short answer neither starts nor ends with ("in 1998" answers with "1998").
 _EDGE = frozenset(
     """a an the of in on at to by for from with and or but as is are was were be been being
@@ -40,6 +43,9 @@ _HEAD = re.compile(
 #: What the doer of the question's own verb gains ("appointed by ... Vladimir Putin"): more
 #: than any distance within a clause, as the grammar says who it is.
 AGENT_BONUS = 3.0
+#: What a span gains when its clause holds the whole question (in proportion to the share):
+#: as much as two words nearer the question's.
+CLAUSE_WEIGHT = 2.0
 #: Short answers longer than this are not short: the sentence is shown instead.
 MAX_WORDS = 12
 #: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
@@ -60,12 +66,22 @@ def _stem(word: str) -> str | None:
     return found[0] if found else None
 
 
-def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: str) -> Span | None:
-    """The span of ``sentence`` that answers, or ``None`` when no short one does."""
+def short_answer(
+    sentence: str,
+    question_terms: set[str],
+    kind: Kind,
+    question: str,
+    weights: Mapping[str, float] | None = None,
+) -> Span | None:
+    """The span of ``sentence`` that answers, or ``None`` when no short one does.
+    ``weights`` (term -> idf) say how much each of the question's terms tells."""
     words = _words(sentence)
     if not words:
         return None
-    in_question = [(_stem(w) in question_terms) for _, _, w in words]
+    stems = [_stem(w) for _, _, w in words]
+    in_question = [stem in question_terms for stem in stems]
+    weights = weights or dict.fromkeys(question_terms, 1.0)
+    total = sum(weights.values()) or 1.0
     anchors = [i for i, hit in enumerate(in_question) if hit]
     bonus: dict[Span, float] = {}
     head_match = _HEAD.search(question)
@@ -129,9 +145,29 @@ def short_answer(sentence: str, question_terms: set[str], kind: Kind, question: 
             # The connective (the quotation marks, the "by" of a passive) already delimit
             # it: distance matters little.
             score = -0.1 * distance + bonus.get(span, 0.0)
+        if kind is Kind.OTHER:
+            # The answer sits in the clause that restates the question: the share of the
+            # question (by idf) that the span's own clause holds.
+            score += CLAUSE_WEIGHT * _clause_share(sentence, words, stems, span, weights, total)
         if best is None or score > best[0]:
             best = (score, span)
     return best[1] if best else None
+
+
+def _clause_share(
+    sentence: str,
+    words: list[tuple[int, int, str]],
+    stems: list[str | None],
+    span: Span,
+    weights: Mapping[str, float],
+    total: float,
+) -> float:
+    """The idf-weighted share of the question's terms in the clause around ``span``."""
+    start = max((m.end() for m in _CLAUSE.finditer(sentence, 0, span[0])), default=0)
+    after = _CLAUSE.search(sentence, span[1])
+    end = after.start() if after else len(sentence)
+    found = {stems[i] for i, (s, e, _) in enumerate(words) if s >= start and e <= end}
+    return sum(w for t, w in weights.items() if t in found) / total
 
 
 def _trim(text: str, span: Span) -> Span | None:

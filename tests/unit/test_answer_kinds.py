@@ -65,6 +65,12 @@ def test_who_did_it_is_the_name_after_the_question_verb_and_by() -> None:
     assert answer_of(sentence, "Who appointed Borisov?") == "Vladimir Putin"
 
 
+def test_the_short_answer_comes_from_the_clause_that_restates_the_question() -> None:
+    # "Oban" is a name and nearer the island, but its clause says nothing of an export.
+    sentence = "Visitors arrive by ferry from Oban, and the island's main export is smoked salmon."
+    assert answer_of(sentence, "What is the island's main export?") == "smoked salmon"
+
+
 def test_which_x_is_answered_with_the_span_that_names_an_x() -> None:
     # "Which fault": the name that ends in "Fault", not the nearest new words.
     sentence = (
