@@ -144,6 +144,11 @@ _NEGATION = re.compile(
     re.IGNORECASE,
 )
 _EITHER_WAY = re.compile(r"\bor (?:\w+ )?not\b", re.IGNORECASE)
+#: A negation inside a reason ("because it was not part of ...") or an infinitive ("the only
+#: district to not have ...") describes what is asked about; it does not deny what is asked.
+_SUBORDINATE = re.compile(
+    r"\b(?:because|since|although|though|as)\b[^,?]*|\bto (?:not|never)\b", re.IGNORECASE
+)
 #: A name that at most this share of the passages use is a detail of the passages that do (a
 #: name used everywhere is the collection's topic, "Victoria" in an article about Victoria,
 #: which a passage leaves implicit).
@@ -188,7 +193,7 @@ def missing_numbers(question: str, sentence: str) -> list[str]:
 def denies(question: str, sentence: str) -> bool:
     """Whether ``question`` is negated ("What is not strictly contained in EXPTIME?") and
     ``sentence`` is not: the sentence says the opposite of what is asked."""
-    asked = _EITHER_WAY.sub(" ", question)
+    asked = _SUBORDINATE.sub(" ", _EITHER_WAY.sub(" ", question))
     return bool(_NEGATION.search(asked)) and not _NEGATION.search(sentence)
 
 

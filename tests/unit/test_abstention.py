@@ -63,6 +63,9 @@ def test_a_negated_question_about_an_affirmative_sentence_is_a_near_miss():
     assert not denies("What will Russia not build?", "Russia would not build modules.")
     # "whether or not" denies nothing
     assert not denies("Who decides whether or not Russia builds a station?", SENTENCE)
+    # A negation that describes what is asked about (a reason, an infinitive) denies nothing.
+    assert not denies("Who did Russia build modules with because it was not a partner?", SENTENCE)
+    assert not denies("What is the only station to not have modules?", SENTENCE)
 
 
 def test_a_rare_name_the_passage_never_mentions_is_a_near_miss():
