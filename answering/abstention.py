@@ -4,6 +4,9 @@
   clearly closer to it than unrelated text (:func:`answerable`).
 * It also abstains when the question names something the documents never mention
   (:func:`absent_names`), unless a sentence covers the question lexically.
+* And when the best sentence answers a question next to the one asked (:func:`near_miss`):
+  the question gives a number the sentence lacks, denies what the sentence states, or names
+  something rare that the sentence's passage never mentions.
 * The pipeline abstains when no citation of a draft survives verification.
 * A model abstains by saying so (``answering.llm.reply``); the text shown is then
   :data:`ABSTAIN_TEXT` like every other abstention.
