@@ -133,6 +133,7 @@ class Pipeline:
             self.settings.qabot_embed_threads,
             location=url or str(self.settings.data_dir),
             embedder=self.embedder,
+            chunk_vectors=self.settings.qabot_chunk_vectors,
         )
 
     @property

@@ -100,6 +100,7 @@ class PipelinePool:
                     self.settings.qabot_embed_threads,
                     location=url or str(self.settings.data_dir),
                     embedder=embedder,
+                    chunk_vectors=self.settings.qabot_chunk_vectors,
                 )
                 pipeline = Pipeline(
                     self.settings, store=store, embedder=embedder, answerer=self._answerer
