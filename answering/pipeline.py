@@ -72,6 +72,21 @@ def verified_draft(draft: Draft, request: AnswerRequest) -> tuple[Draft | None, 
 _MARKER = re.compile(r"\s*\[(\d+)\]")
 
 
+def open_store(
+    client: object, collection: str, settings: Settings, embedder: TextEmbedder
+) -> Store:
+    """The store of ``collection`` on ``client``, as the settings ask for it."""
+    url = settings.qabot_chroma_url
+    return Store(
+        client,
+        collection,
+        settings.qabot_embed_threads,
+        location=url or str(settings.data_dir),
+        embedder=embedder,
+        chunk_vectors=settings.qabot_chunk_vectors,
+    )
+
+
 class Pipeline:
     """Retrieve, answer, verify. Heavy parts are built on first use and then reused.
 
@@ -126,14 +141,7 @@ class Pipeline:
             return self._store
 
     def _open_store(self, client: object) -> Store:
-        url = self.settings.qabot_chroma_url
-        return Store(
-            client,
-            self.collection,
-            self.settings.qabot_embed_threads,
-            location=url or str(self.settings.data_dir),
-            embedder=self.embedder,
-        )
+        return open_store(client, self.collection, self.settings, self.embedder)
 
     @property
     def answerer(self) -> Answerer:

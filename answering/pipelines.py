@@ -16,11 +16,11 @@ from typing import Any
 
 from answering import backends
 from answering.answerer import Answerer
-from answering.pipeline import Pipeline
+from answering.pipeline import Pipeline, open_store
 from qabot.settings import Settings
 from retrieval import embedders
 from retrieval.embeddings import Embedder, TextEmbedder
-from retrieval.store import Store, collection_names, open_client, validate_collection_name
+from retrieval.store import collection_names, open_client, validate_collection_name
 
 
 class PipelinePool:
@@ -93,14 +93,7 @@ class PipelinePool:
                 self._answerer = backends.create(self.settings)
             pipeline = self._pipelines.get(collection)
             if pipeline is None:
-                url = self.settings.qabot_chroma_url
-                store = Store(
-                    client,
-                    collection,
-                    self.settings.qabot_embed_threads,
-                    location=url or str(self.settings.data_dir),
-                    embedder=embedder,
-                )
+                store = open_store(client, collection, self.settings, embedder)
                 pipeline = Pipeline(
                     self.settings, store=store, embedder=embedder, answerer=self._answerer
                 )

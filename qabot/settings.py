@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     )
     # ---- end LLM backends
     qabot_embed_threads: int = Field(2, ge=1, le=64)
+    qabot_chunk_vectors: Literal["sentence-mean", "embedded"] = Field(
+        "sentence-mean",
+        description="How a new collection makes chunk vectors: the mean of its sentences' "
+        "vectors (about half the embedding work) or one embedding each.",
+    )
     # ---- embeddings (see docs/backends.md)
     qabot_embeddings: str = Field(
         "e5", description="Embedding model: e5 (packaged) | openai:<model> | ollama:<model>."

@@ -17,6 +17,12 @@ from retrieval.embeddings import MODEL_ID as E5_MODEL_ID
 
 MODEL_KEY = "qabot:embedding_model"
 DIMENSIONS_KEY = "qabot:embedding_dimensions"
+#: How the chunk vectors of a collection were made (``QABOT_CHUNK_VECTORS``).
+CHUNK_VECTORS_KEY = "qabot:chunk_vectors"
+#: Each chunk embedded by the model, as every collection was before the choice existed.
+EMBEDDED = "embedded"
+#: Each chunk's vector the mean of its sentences' vectors (no model call of its own).
+SENTENCE_MEAN = "sentence-mean"
 
 
 def built_by(collection: Any) -> str | None:
@@ -63,3 +69,20 @@ def drop(client: Any, names: Iterable[str]) -> None:
         except Exception as exc:  # noqa: BLE001 - chromadb raises several types for "absent"
             if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
                 raise StoreError(f"Cannot delete collection {name!r}: {exc}") from exc
+
+
+def chunk_vectors(chunks: Any, preferred: str) -> str:
+    """How ``chunks`` makes its vectors: as recorded, else as it was made before the record
+    existed (embedded) when it holds any, else ``preferred``, recorded now.
+
+    A collection keeps one way for good: mixing embedded and derived chunk vectors would rank
+    a document by how it happened to be ingested, not by what it says.
+    """
+    meta = chunks.metadata or {}
+    recorded = meta.get(CHUNK_VECTORS_KEY)
+    if recorded in (EMBEDDED, SENTENCE_MEAN):
+        return str(recorded)
+    way = EMBEDDED if chunks.count() > 0 else preferred
+    kept = {k: v for k, v in meta.items() if not k.startswith("hnsw:")}
+    chunks.modify(metadata={**kept, CHUNK_VECTORS_KEY: way})
+    return way

@@ -36,7 +36,10 @@ def copy_collection(
     src = Store(client, source, location=location, embedder=embedder)
     if src.count() == 0:
         raise InputError(f"The collection {source!r} is empty: there is nothing to copy.")
-    dst = Store(client, target, location=location, embedder=embedder)
+    # The copy makes its chunk vectors as the original did: they are copied, not rebuilt.
+    dst = Store(
+        client, target, location=location, embedder=embedder, chunk_vectors=src.chunk_vectors
+    )
     if dst.count() > 0 or dst.sentences.count() > 0:
         raise InputError(f"The collection {target!r} is not empty: choose a new name.")
     # Sentences first, chunks last, as the indexer writes them: a copy interrupted half-way

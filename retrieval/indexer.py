@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ import numpy as np
 from qabot.errors import InputError, StoreError
 from qabot.types import Chunk, Document, IngestReport
 from retrieval.chunking import chunk_document, chunk_id, chunk_spans, document_hash
+from retrieval.collection_record import SENTENCE_MEAN
 from retrieval.embeddings import MAX_INPUT_CHARS
 from retrieval.embeddings import TextEmbedder as Embedder
 from retrieval.loaders import (
@@ -52,6 +54,10 @@ from retrieval.store import Store
 #: (label, files done, files total). The label names the file being worked on; while a big
 #: file is written batch by batch it also says how far it is ("big.txt 40%").
 Progress = Callable[[str, int, int], None]
+
+#: Sentence vectors a writer keeps after writing them, for the derived chunks queued after
+#: them: a chunk of up to 1,000 tokens spans far fewer sentences than this.
+RECENT_SENTENCES = 4096
 
 #: Texts embedded and written together: full batches keep the model fast (it is several
 #: times faster per text on a full batch than on a few texts), and one batch of vectors
@@ -104,12 +110,24 @@ def remove_source(store: Store, source: str) -> None:
     store.delete("chunks", c_ids)
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A sentence that a derived chunk vector averages: its id, text and how many of the
+    chunk's characters it covers (the weight)."""
+
+    id: str
+    text: str
+    weight: int
+
+
 @dataclass(slots=True)
 class _Row:
     collection: str
     id: str
     text: str
     meta: dict
+    #: For a chunk whose vector is derived from its sentences' vectors: those sentences.
+    parts: tuple[Part, ...] = ()
 
 
 @dataclass(slots=True)
@@ -128,6 +146,9 @@ class _Writer:
     after: list[Callable[[], None]] = field(default_factory=list)
     known: dict[bytes, tuple[str, str]] = field(default_factory=dict)
     chunks_written: int = 0
+    #: Vectors of the sentences written last, by id: a derived chunk is queued right after
+    #: its sentences, so they are here even when they went out in the batch before.
+    recent: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
 
     def add(self, row: _Row) -> bool:
         """Queue ``row``; True when that filled a batch and it was written."""
@@ -159,8 +180,12 @@ class _Writer:
                         [rows[i].meta for i in picked],
                         [rows[i].text for i in picked],
                     )
-            for row in rows:
+            for row, vector in zip(rows, vectors, strict=True):
                 self.known.setdefault(_key(row.text), (row.collection, row.id))
+                if row.collection == "sentences":
+                    self.recent[row.id] = vector
+            while len(self.recent) > RECENT_SENTENCES:
+                self.recent.popitem(last=False)
         actions, self.after = self.after, []
         for action in actions:
             action()
@@ -170,6 +195,8 @@ class _Writer:
         reuse: dict[str, dict[str, int]] = {"chunks": {}, "sentences": {}}
         fresh: list[int] = []
         for i, key in enumerate(keys):
+            if rows[i].parts:
+                continue  # derived below, from its sentences' vectors
             if key in self.known:
                 collection, rid = self.known[key]
                 reuse[collection][rid] = i
@@ -189,7 +216,47 @@ class _Writer:
             out[i] = vector
         # A text already in this batch was embedded once for every copy (the embedder
         # dedupes within a call); copies in later batches find it through ``known``.
+        derived = [i for i, r in enumerate(rows) if r.parts]
+        if derived:
+            batch = {r.id: out[i] for i, r in enumerate(rows) if r.collection == "sentences"}
+            parts = self._part_vectors([p for i in derived for p in rows[i].parts], batch)
+            for i in derived:
+                out[i] = mean_vector(
+                    [parts[p.id] for p in rows[i].parts], [p.weight for p in rows[i].parts]
+                )
         return out
+
+    def _part_vectors(self, parts: list[Part], batch: dict[str, np.ndarray]) -> dict:
+        """The vector of every sentence in ``parts``: from this batch or the last ones, else
+        from the store (written by an interrupted ingest), else embedded now."""
+        out: dict[str, np.ndarray] = {}
+        for part in parts:
+            vector = batch.get(part.id)
+            if vector is None:
+                vector = self.recent.get(part.id)
+            if vector is not None:
+                out[part.id] = vector
+        missing = list(dict.fromkeys(p.id for p in parts if p.id not in out))
+        if missing:
+            out.update(self.store.vectors("sentences", missing))
+        texts = {p.id: p.text for p in parts if p.id not in out}
+        if texts:
+            out.update(zip(texts, self.embedder.passages(list(texts.values())), strict=True))
+        return out
+
+
+def mean_vector(vectors: list[np.ndarray], weights: list[int]) -> np.ndarray:
+    """The direction of the weighted mean of unit vectors.
+
+    Why a chunk's vector can be its sentences' mean: the model's cost grows with the tokens
+    it reads, and every token of a chunk is also in one of its sentences, so embedding the
+    chunk again doubles the work for a vector that the mean approximates (a chunk embedding
+    is itself a mean, over its tokens). Weighting by the characters each sentence has inside
+    the chunk counts a sentence that straddles the chunk's edge for the part it contributes.
+    """
+    total = np.average(np.asarray(vectors, dtype=np.float32), axis=0, weights=weights)
+    norm = float(np.linalg.norm(total))
+    return (total / norm if norm > 0 else total).astype(np.float32)
 
 
 def _key(text: str) -> bytes:
@@ -275,20 +342,42 @@ class _Run:
         todo, written = len(sentences) + len(chunks), 0
         ids: tuple[set[str], set[str]] = (set(), set())
 
-        def queue(collection: str, rid: str, s: int, e: int, extra: dict) -> None:
+        def queue(
+            collection: str, rid: str, s: int, e: int, extra: dict, parts: tuple[Part, ...] = ()
+        ) -> None:
             nonlocal written
             ids[collection == "sentences"].add(rid)
             meta = {**base, "start": s, "end": e, **extra}
             written += 1
             if stored.get(rid) == meta:  # written by an earlier, interrupted ingest
                 return
-            if self.writer.add(_Row(collection, rid, text[s:e], meta)) and written < todo:
+            row = _Row(collection, rid, text[s:e], meta, parts)
+            if self.writer.add(row) and written < todo:
                 self.tell(f"{label} {100 * written // todo}%")
 
-        for s, e in sentences:
-            queue("sentences", chunk_id(source, doc_hash, s, e) + "-s", s, e, {})
+        def sentence_id(s: int, e: int) -> str:
+            return chunk_id(source, doc_hash, s, e) + "-s"
+
+        # In document order, each chunk right after the sentences that reach into it, so
+        # that a chunk derived from its sentences finds their vectors just written.
+        derive = self.store.chunk_vectors == SENTENCE_MEAN
+        next_sentence = 0
         for s, e in chunks:
-            queue("chunks", chunk_id(source, doc_hash, s, e), s, e, counts)
+            while next_sentence < len(sentences) and sentences[next_sentence][0] < e:
+                ss, se = sentences[next_sentence]
+                queue("sentences", sentence_id(ss, se), ss, se, {})
+                next_sentence += 1
+            parts = (
+                tuple(
+                    Part(sentence_id(ss, se), text[ss:se], min(e, se) - max(s, ss))
+                    for ss, se in _overlapping(sentences, next_sentence, s)
+                )
+                if derive
+                else ()
+            )
+            queue("chunks", chunk_id(source, doc_hash, s, e), s, e, counts, parts)
+        for ss, se in sentences[next_sentence:]:
+            queue("sentences", sentence_id(ss, se), ss, se, {})
         return ids
 
     def _drop_legacy(self, legacy: list[str], source: str, doc_hash: str) -> bool:
@@ -308,6 +397,17 @@ class _Run:
             remove_source(self.store, old)
             legacy.remove(old)
         return bool(same)
+
+
+def _overlapping(sentences: list[tuple[int, int]], stop: int, start: int) -> list[tuple[int, int]]:
+    """The sentences before index ``stop`` that end after ``start`` (sentences do not
+    overlap, so their ends rise: walk back from ``stop``)."""
+    out = []
+    i = stop - 1
+    while i >= 0 and sentences[i][1] > start:
+        out.append(sentences[i])
+        i -= 1
+    return out[::-1]
 
 
 def _in_scope(source: str, roots: list[str]) -> bool:

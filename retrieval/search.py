@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from qabot.types import Chunk, Hit
+from retrieval.collection_record import EMBEDDED
 from retrieval.embeddings import TextEmbedder
 from retrieval.lexical import LexicalIndex
 from retrieval.store import SentenceRecord, Store
@@ -27,6 +28,23 @@ MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 # paraphrase; the two dense grains share the rest equally. (Taken from the recipe in the
 # project notes, not fitted to any benchmark.)
 WEIGHTS = {"lexical": 0.3, "chunk": 0.35, "sentence": 0.35}
+
+
+def fusion_weights(chunk_vectors: str) -> dict[str, float]:
+    """The weights for a collection whose chunk vectors are made ``chunk_vectors``.
+
+    A chunk vector that is the mean of its sentences' vectors is a function of the sentence
+    signal, not evidence of its own: counting it beside them would count the same evidence
+    twice. So the dense side keeps its total weight, carried by the sentence signal alone, and
+    the chunk vectors only find candidates. (Measured in bench/ingest_throughput.py.)
+    """
+    if chunk_vectors == EMBEDDED:
+        return WEIGHTS
+    return {
+        "lexical": WEIGHTS["lexical"],
+        "chunk": 0.0,
+        "sentence": WEIGHTS["chunk"] + WEIGHTS["sentence"],
+    }
 
 
 class Corpus:
@@ -177,8 +195,9 @@ class HybridSearcher:
 
         idx = np.fromiter(candidates, dtype=np.int64)
         fused = np.zeros(len(idx), dtype=np.float64)
+        weights = fusion_weights(self.store.chunk_vectors)
         if lexical is not None:
-            fused += WEIGHTS["lexical"] * _zscores(lexical[idx].astype(np.float64))
+            fused += weights["lexical"] * _zscores(lexical[idx].astype(np.float64))
         if qvec is not None:
             # Chunks outside a dense top list get that list's lowest score: all we know is
             # that they rank below it.
@@ -186,8 +205,8 @@ class HybridSearcher:
             floor_s = min(sentence_sims.values(), default=0.0)
             by_chunk = np.array([chunk_sim.get(int(i), floor_c) for i in idx])
             by_sentence = np.array([sent_best.get(int(i), floor_s) for i in idx])
-            fused += WEIGHTS["chunk"] * _zscores(by_chunk)
-            fused += WEIGHTS["sentence"] * _zscores(by_sentence)
+            fused += weights["chunk"] * _zscores(by_chunk)
+            fused += weights["sentence"] * _zscores(by_sentence)
         order = np.argsort(-fused, kind="stable")
         ranked = [(corpus.chunks[int(idx[j])], float(fused[j])) for j in order[: 3 * k]]
         return Retrieval(merge_overlapping(ranked, corpus)[:k], qvec, sentence_sims)

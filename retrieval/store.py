@@ -22,6 +22,7 @@ from qabot.errors import InputError, StoreError
 from qabot.types import Chunk
 from retrieval import collection_record
 from retrieval.chroma_recovery import forget_failed_open, reopen, set_aside, with_space
+from retrieval.collection_record import SENTENCE_MEAN
 from retrieval.embeddings import DIMENSIONS, MODEL_ID, E5EmbeddingFunction, TextEmbedder
 
 P = ParamSpec("P")
@@ -172,8 +173,11 @@ class Store:
         embed_threads: int = 2,
         location: str = "embedded",
         embedder: TextEmbedder | None = None,
+        chunk_vectors: str = SENTENCE_MEAN,
     ) -> None:
-        """``embedder``: the model that embeds for this collection (default: the packaged e5)."""
+        """``embedder``: the model that embeds for this collection (default: the packaged e5).
+        ``chunk_vectors``: how a new collection makes its chunk vectors (an existing one
+        keeps its own way: :func:`retrieval.collection_record.chunk_vectors`)."""
         self.name = validate_collection_name(collection)
         self.location = location
         self._client = client
@@ -196,6 +200,7 @@ class Store:
                 names[1], embedding_function=ef, metadata=meta
             )
             collection_record.record((self.chunks, self.sentences), model_id, self._dimensions)
+            self.chunk_vectors = collection_record.chunk_vectors(self.chunks, chunk_vectors)
         except StoreError:
             raise
         except Exception as exc:

@@ -235,11 +235,12 @@ def test_a_killed_ingest_keeps_the_batches_it_wrote(tmp_path, monkeypatch, count
     real = pipeline.store.upsert
     calls = {"n": 0}
 
-    def dying_upsert(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:  # two batches stored
+    def dying_upsert(collection, *args, **kwargs):
+        # A batch writes its chunks last: at the third batch's chunks, two batches are stored.
+        calls["n"] += collection == "chunks"
+        if calls["n"] == 3:
             raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
+        return real(collection, *args, **kwargs)
 
     monkeypatch.setattr(pipeline.store, "upsert", dying_upsert)
     with pytest.raises(KeyboardInterrupt):
