@@ -40,7 +40,10 @@ def test_a_follow_up_is_answered_in_the_conversation_s_context(seeds_pipeline):
 def test_why_is_answered_with_a_sentence_that_gives_a_reason(seeds_pipeline):
     answer = seeds_pipeline.ask("Why did Russia decide to leave the ISS?")
     assert not answer.abstained
-    assert "invasion of Ukraine" in shown(answer), shown(answer)
+    # The reason, in either of the ways the articles give it: the body's "invasion of
+    # Ukraine" or the headline's "Amid Worsening Tensions With West Over Ukraine Conflict".
+    text = shown(answer).lower()
+    assert "invasion of ukraine" in text or "tensions with west over ukraine" in text, text
 
 
 def test_a_when_question_the_text_has_no_date_for_is_refused(seeds_pipeline):
