@@ -283,6 +283,17 @@ class Store:
                 out[i] = found[row[sid]]
         return out
 
+    @guarded
+    def page(self, collection: str, include: list[str], offset: int, limit: int) -> dict:
+        """One page of the records of ``collection`` (``get`` with ``limit`` and ``offset``):
+        what :mod:`retrieval.snapshot` reads the whole collection with, a page at a time."""
+        target = self.chunks if collection == "chunks" else self.sentences
+        return dict(target.get(include=include, limit=limit, offset=offset))
+
+    def dimensions(self) -> int:
+        """The width of this collection's vectors (its embedding model's)."""
+        return int(self._dimensions())
+
     # ---- writes ------------------------------------------------------------------------
     @guarded
     def upsert(

@@ -1,0 +1,355 @@
+"""Per-revision snapshots of a corpus on disk, opened memory-mapped in a fraction of a second.
+
+Reading a collection back from Chroma and indexing it took ~42 s and ~1.1 GB at 100k chunks,
+in every process and after every ingest. A snapshot is that work done once per revision:
+``<data dir>/snapshots/<collection>/<revision key>/`` holds the corpus as flat numpy arrays
+(:data:`retrieval.search.ARRAYS`), the chunk texts as one UTF-8 blob, the sentence vectors
+(float32, unit length, in the sentences' row order) and the BM25 index in bm25s's own format.
+Every part is opened with ``mmap``: opening costs no reading, and a question makes resident
+only the pages it reads (the BM25 columns of its terms, the texts and the sentence vectors of
+its candidate passages).
+
+Data safety:
+
+* A snapshot is written to a hidden temporary directory and published by one ``rename``: a
+  half-written snapshot is never at a snapshot's path. Its ``manifest.json`` (written last)
+  names the full revision and the size of every file; a snapshot whose manifest does not
+  match the revision asked for, or whose files are missing, short or unreadable, is never
+  used: it is deleted and rebuilt from the store.
+* Only one builder at a time per collection (an ``flock``), so two processes that find no
+  snapshot do not both read the whole store; the second finds the first one's.
+* A reader publishes the snapshot it built only when no ingest ran meanwhile (the revision is
+  unchanged and the ingest lock is free); otherwise it uses it privately and deletes it.
+* Publishing removes snapshots of older revisions but keeps the one before the new one: a
+  process may have just read its manifest and be about to open it. A process that already
+  has one open keeps it even once deleted (a mapped file lives until it is unmapped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qabot.errors import StoreError
+from retrieval.lexical import LexicalIndex
+from retrieval.search import ARRAYS, Corpus, assemble
+from retrieval.store import Store
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: builds are not serialised across processes
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the layout changes: a snapshot of another format is rebuilt, never misread.
+FORMAT = 1
+_PAGE = 5000  # records per read from the store (as Store.all_chunks reads them)
+_COPY_ROWS = 16384  # sentence vectors reordered per block: bounded memory at any size
+_BLOB = "text_blob.bin"
+_VECTORS = "sent_vectors.npy"
+_MANIFEST = "manifest.json"
+
+
+def snapshots_dir(data_dir: Path, collection: str) -> Path:
+    return data_dir / "snapshots" / collection
+
+
+def revision_key(revision: str) -> str:
+    """The directory name of ``revision``'s snapshot (a revision may hold any character)."""
+    return hashlib.sha256(revision.encode()).hexdigest()[:32]
+
+
+class Snapshots:
+    """The snapshots of one collection under a data directory."""
+
+    def __init__(self, data_dir: Path, collection: str) -> None:
+        self.root = snapshots_dir(data_dir, collection)
+
+    def path(self, revision: str) -> Path:
+        return self.root / revision_key(revision)
+
+    def open(self, revision: str) -> Corpus | None:
+        """The corpus of ``revision`` from its snapshot; ``None`` when there is none, or when
+        it is damaged (it is then deleted, to be rebuilt)."""
+        if not (self.path(revision) / _MANIFEST).exists():
+            return None
+        corpus = self._load(revision)
+        if corpus is None:
+            with self._build_lock():
+                self._load(revision, remove=True)
+        return corpus
+
+    def _load(self, revision: str, remove: bool = False) -> Corpus | None:
+        path = self.path(revision)
+        if not (path / _MANIFEST).exists():
+            return None
+        try:
+            return load(path, revision)
+        except Exception as exc:  # any damage: a snapshot is a cache, the store has the data
+            log.warning("Ignoring the damaged corpus snapshot %s: %s", path, exc)
+            if remove:
+                _remove(path)
+            return None
+
+    def build(self, store: Store, revision: str, publish: Callable[[], bool]) -> Corpus:
+        """Read the store into a new snapshot of ``revision`` and open it.
+
+        ``publish()`` is asked once the snapshot is written: true, it becomes the revision's
+        snapshot for every process; false (the store may have changed while it was read),
+        it is opened, then deleted (this process keeps its mapping; no other sees it).
+        Raises :class:`StoreError` (the store failed) or :class:`OSError` (the disk did).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._build_lock():
+            # Another process may have built it while this one waited (a damaged one goes).
+            corpus = self._load(revision, remove=True)
+            if corpus is not None:
+                return corpus
+            self._remove_leftovers()
+            tmp = self.root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+            try:
+                write(store, tmp, revision)
+                final = self.path(revision)
+                if publish():
+                    _remove(final)  # a damaged one that open() could not delete
+                    os.rename(tmp, final)
+                    _fsync_dir(self.root)
+                    self._prune(keep=final)
+                    return load(final, revision)
+                return load(tmp, revision)
+            finally:
+                _remove(tmp)
+
+    def _prune(self, keep: Path) -> None:
+        """Delete the snapshots of old revisions, all but ``keep`` and the newest other one."""
+        others = []
+        for child in self.root.iterdir():
+            if child.name.startswith(".") or child == keep or not child.is_dir():
+                continue
+            try:
+                others.append((child.stat().st_mtime, child))
+            except OSError:
+                continue
+        others.sort(reverse=True)
+        for _, child in others[1:]:
+            _remove(child)
+
+    def _remove_leftovers(self) -> None:
+        """Temporary directories of builders that died (under the build lock, no other
+        builder is writing one)."""
+        for child in self.root.iterdir():
+            if child.name.startswith(".tmp-"):
+                _remove(child)
+
+    @contextlib.contextmanager
+    def _build_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        fd = os.open(self.root / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def write(store: Store, directory: Path, revision: str) -> None:
+    """Write the snapshot of ``store`` as it is now into ``directory`` (created)."""
+    directory.mkdir(parents=True)
+    # Chunks: metadata in lists, texts straight to the blob (in the store's order; rows
+    # point into it, so it never has to be reordered or held in memory).
+    c_ids: list[str] = []
+    c_sources: list[str] = []
+    c_starts: list[int] = []
+    c_ends: list[int] = []
+    spans: list[int] = [0]
+    with open(directory / _BLOB, "wb") as blob:
+        for page in _pages(store, "chunks", ["metadatas", "documents"]):
+            for cid, meta, text in zip(
+                page["ids"], page["metadatas"], page["documents"], strict=True
+            ):
+                c_ids.append(cid)
+                c_sources.append(meta["source"])
+                c_starts.append(int(meta["start"]))
+                c_ends.append(int(meta["end"]))
+                spans.append(spans[-1] + blob.write((text or "").encode()))
+        _flush(blob)
+    # Sentences: vectors to a scratch file in the store's order, reordered below.
+    s_ids: list[str] = []
+    s_sources: list[str] = []
+    s_starts: list[int] = []
+    s_ends: list[int] = []
+    width = 0
+    raw_path = directory / ".vectors.raw"
+    with open(raw_path, "wb") as raw:
+        for page in _pages(store, "sentences", ["metadatas", "embeddings"]):
+            vectors = np.asarray(page["embeddings"], dtype=np.float32).reshape(len(page["ids"]), -1)
+            if len(vectors):
+                width = width or vectors.shape[1]
+                if vectors.shape[1] != width:
+                    raise StoreError("The store holds sentence vectors of different widths.")
+                # Unit length, so that a dot product is the cosine the store's index ranks by.
+                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+                raw.write((vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32).tobytes())
+            for sid, meta in zip(page["ids"], page["metadatas"], strict=True):
+                s_ids.append(sid)
+                s_sources.append(meta["source"])
+                s_starts.append(int(meta["start"]))
+                s_ends.append(int(meta["end"]))
+    if not width:
+        with contextlib.suppress(Exception):
+            width = store.dimensions()
+    arrays, c_order, s_order = assemble(
+        c_ids, c_sources, c_starts, c_ends, s_ids, s_sources, s_starts, s_ends
+    )
+    del c_ids, c_sources, c_starts, c_ends, s_ids, s_sources, s_starts, s_ends
+    offsets = np.asarray(spans, dtype=np.int64)
+    arrays["text_begin"] = offsets[:-1][c_order]
+    arrays["text_end"] = offsets[1:][c_order]
+    for name, array in arrays.items():
+        np.save(directory / f"{name}.npy", array)
+
+    n = len(s_order)
+    out = np.lib.format.open_memmap(directory / _VECTORS, "w+", np.float32, (n, width))
+    if n and width:
+        src = np.memmap(raw_path, np.float32, "r", shape=(n, width))
+        for a in range(0, n, _COPY_ROWS):
+            out[a : a + _COPY_ROWS] = src[s_order[a : a + _COPY_ROWS]]
+        del src
+    out.flush()
+    del out
+    raw_path.unlink()
+
+    texts = _Texts(
+        np.memmap(directory / _BLOB, np.uint8, "r") if offsets[-1] else np.zeros(0, np.uint8),
+        arrays["text_begin"],
+        arrays["text_end"],
+    )
+    LexicalIndex(texts).save(directory / "lexical")
+
+    files = {
+        str(p.relative_to(directory)): p.stat().st_size
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+    for name in files:
+        _fsync(directory / name)
+    manifest = {
+        "format": FORMAT,
+        "revision": revision,
+        "collection": store.name,
+        "chunks": len(c_order),
+        "sentences": n,
+        "width": width,
+        "files": files,
+    }
+    with open(directory / _MANIFEST, "w", encoding="utf-8") as f:
+        json.dump(manifest, f)
+        _flush(f)
+
+
+def load(directory: Path, revision: str) -> Corpus:
+    """The corpus in the snapshot ``directory``, memory-mapped; raises on any mismatch."""
+    manifest = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"format {manifest.get('format')}, not {FORMAT}")
+    if manifest.get("revision") != revision:
+        raise ValueError(f"revision {manifest.get('revision')!r}, not {revision!r}")
+    for name, size in manifest["files"].items():
+        if (directory / name).stat().st_size != size:
+            raise ValueError(f"{name} is {(directory / name).stat().st_size} bytes, not {size}")
+    arrays = {name: _array(directory / f"{name}.npy") for name in ARRAYS if name != "text_blob"}
+    blob_size = (directory / _BLOB).stat().st_size
+    arrays["text_blob"] = (
+        np.memmap(directory / _BLOB, np.uint8, "r") if blob_size else np.zeros(0, np.uint8)
+    )
+    vectors = _array(directory / _VECTORS)
+    n_chunks, n_sentences = int(manifest["chunks"]), int(manifest["sentences"])
+    n_sources = len(arrays["source_names"])
+    rows = {k: n_chunks for k in ARRAYS if k.startswith(("chunk_", "text_begin", "text_end"))}
+    rows |= {k: n_sentences for k in ARRAYS if k.startswith("sent_")}
+    rows["chunk_ptr"] = rows["sent_ptr"] = n_sources + 1
+    checks = [
+        all(len(arrays[k]) == n for k, n in rows.items()),
+        int(arrays["chunk_ptr"][-1]) == n_chunks and int(arrays["sent_ptr"][-1]) == n_sentences,
+        vectors.shape == (n_sentences, int(manifest["width"])),
+        not n_chunks or int(np.max(arrays["text_end"])) <= blob_size,
+    ]
+    if not all(checks):
+        raise ValueError("its arrays do not agree with each other")
+    lexical = LexicalIndex.load(directory / "lexical")
+    if lexical.size != n_chunks:
+        raise ValueError("its BM25 index is not of its chunks")
+    return Corpus.from_arrays(arrays, lexical, revision, vectors)
+
+
+class _Texts(Sequence[str]):
+    """Chunk texts read from the blob one at a time (the BM25 build needs no list of all)."""
+
+    def __init__(self, blob: np.ndarray, begin: np.ndarray, end: np.ndarray) -> None:
+        self._blob, self._begin, self._end = blob, begin, end
+
+    def __len__(self) -> int:
+        return len(self._begin)
+
+    def __getitem__(self, i):  # noqa: ANN001, ANN204
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return bytes(self._blob[int(self._begin[i]) : int(self._end[i])]).decode()
+
+
+def _pages(store: Store, collection: str, include: list[str]) -> Iterator[dict]:
+    offset = 0
+    while True:
+        page = store.page(collection, include, offset, _PAGE)
+        yield page
+        if len(page["ids"]) < _PAGE:
+            return
+        offset += _PAGE
+
+
+def _array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:
+        # numpy cannot map an empty array (an empty collection): read it, it holds nothing.
+        array = np.load(path, allow_pickle=False)
+        if array.size:
+            raise
+        return array
+
+
+def _flush(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(path)
+
+
+def _remove(path: Path) -> None:
+    """Delete a snapshot directory (a process that has it open keeps its mappings)."""
+    shutil.rmtree(path, ignore_errors=True)
