@@ -50,7 +50,14 @@ class RowIds:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, row: int) -> str:
+    def __getitem__(self, key: str) -> int:
+        """The row of the id ``key`` (as the dict of ids to rows this replaces)."""
+        row = self.get(key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def id_of(self, row: int) -> str:
         return bytes(self.ids[row]).decode()
 
     def rows(self, keys: Sequence[str]) -> np.ndarray:
@@ -259,7 +266,7 @@ class Corpus:
     def chunk(self, row: int) -> Chunk:
         a = self.arrays
         return Chunk(
-            self.position[row],
+            self.position.id_of(row),
             self.source_of(row),
             int(a["chunk_start"][row]),
             int(a["chunk_end"][row]),
@@ -272,7 +279,7 @@ class Corpus:
             d = int(np.searchsorted(a["sent_ptr"], row, side="right")) - 1
             source = bytes(a["source_names"][d]).decode()
         return SentenceRecord(
-            self.sentence_ids[row], source, int(a["sent_start"][row]), int(a["sent_end"][row])
+            self.sentence_ids.id_of(row), source, int(a["sent_start"][row]), int(a["sent_end"][row])
         )
 
     def sentence_by_id(self, sentence_id: str) -> SentenceRecord | None:
@@ -330,7 +337,7 @@ class Corpus:
         if self._vectors is not None:
             return np.asarray(self._vectors[rows], dtype=np.float32)
         if self._vector_source is not None:
-            ids = [self.sentence_ids[int(r)] for r in rows]
+            ids = [self.sentence_ids.id_of(int(r)) for r in rows]
             return np.asarray(self._vector_source.sentence_vectors(ids), dtype=np.float32)
         raise LookupError("this corpus has no sentence vectors")
 
@@ -517,7 +524,7 @@ def sentence_signal(
         if hi > lo:
             a, b = np.searchsorted(wanted, [lo, hi])
             best[j] = float(sims[a:b].max())
-    by_id = {corpus.sentence_ids[int(r)]: float(s) for r, s in zip(wanted, sims, strict=True)}
+    by_id = {corpus.sentence_ids.id_of(int(r)): float(s) for r, s in zip(wanted, sims, strict=True)}
     return best, by_id
 
 
@@ -534,7 +541,7 @@ def merge_overlapping(ranked: list[tuple[Chunk, float]], corpus: Corpus) -> list
     hits: list[Hit] = []
     for rank, (src, s, e, score) in enumerate(merged, 1):
         text = corpus.text(src, s, e) or ""
-        ids = [corpus.position[r] for r in corpus.chunk_rows_overlapping(src, s, e)]
+        ids = [corpus.position.id_of(r) for r in corpus.chunk_rows_overlapping(src, s, e)]
         hits.append(
             Hit(Chunk(ids[0] if len(ids) == 1 else "+".join(ids), src, s, e, text), score, rank)
         )
