@@ -234,8 +234,9 @@ class Corpus:
     # ---- rows ----------------------------------------------------------------------------
     def _source(self, source: str) -> int:
         """The row of ``source`` among the document names, or -1."""
-        if self._last_source[0] == source and self._last_source[1] >= 0:
-            return self._last_source[1]
+        last = self._last_source  # one read: another thread may replace it
+        if last[0] == source and last[1] >= 0:
+            return last[1]
         names = self.arrays["source_names"]
         b = source.encode()
         if not len(names) or len(b) > names.dtype.itemsize or not b or b.endswith(b"\0"):
@@ -475,9 +476,10 @@ class HybridSearcher:
             )
             candidates.update(int(i) for i in top if lexical[i] > 0)
         if qvec is not None:
-            for chunk_id, sim in self.store.nearest("chunks", qvec, min(pool, corpus.size)):
-                i = corpus.position.get(chunk_id)
-                if i is not None:  # None: stored after this corpus was read
+            near = self.store.nearest("chunks", qvec, min(pool, corpus.size))
+            rows = corpus.position.rows([chunk_id for chunk_id, _ in near])
+            for i, (_, sim) in zip(rows.tolist(), near, strict=True):
+                if i >= 0:  # -1: stored after this corpus was read
                     chunk_sim[i] = sim
                     candidates.add(i)
         if not candidates:
