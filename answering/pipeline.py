@@ -196,21 +196,18 @@ class Pipeline:
 
         Published for other processes only when it is known to be the revision's content:
         built by the ingest that made the revision (``ingested``, under its lock), or by a
-        reader that saw no ingest start or finish while it read. With a Chroma server,
-        others may write the store without changing this machine's revision marker, so a
-        snapshot is built for this process alone (as the corpus was read before).
+        reader that saw no ingest start or finish while it read. The revision is the one the
+        corpus was always re-read on (this data directory's marker and the chunk count), and
+        a snapshot is kept per store location, so that a data directory used with the
+        embedded store and with a Chroma server never mixes the two.
         """
         store = self.store
-        snapshots = Snapshots(self.settings.data_dir, self.collection)
-        shared = not self.settings.qabot_chroma_url
-        if shared:
-            corpus = snapshots.open(revision)
-            if corpus is not None:
-                return corpus
+        snapshots = self._snapshots()
+        corpus = snapshots.open(revision)
+        if corpus is not None:
+            return corpus
 
         def publish() -> bool:
-            if not shared:
-                return False
             if ingested:
                 return True
             return not self._ingest_lock.running() and self._revision() == revision
@@ -221,6 +218,10 @@ class Pipeline:
             # The disk refused the snapshot (full, read-only): answer from memory, as before.
             log.warning("Cannot write the corpus snapshot (%s); reading it into memory.", exc)
             return Corpus(store.all_chunks(), revision, store.all_sentences(), vectors=store)
+
+    def _snapshots(self) -> Snapshots:
+        location = self.settings.qabot_chroma_url or "embedded"
+        return Snapshots(self.settings.data_dir, self.collection, location)
 
     @property
     def ingesting(self) -> bool:
@@ -315,13 +316,12 @@ class Pipeline:
         bump_revision(self.settings.data_dir, self.collection)
         # The new revision's snapshot, built once here, under the ingest lock: every process
         # that answers from the collection then opens it instead of reading the store.
-        if self._corpus is not None or not self.settings.qabot_chroma_url:
-            try:
-                corpus = self._read_corpus(self._revision(), ingested=True)
-                if self._corpus is not None:  # questions are asked here: swap in the new one
-                    self._corpus = corpus
-            except StoreError:
-                self._stale = True  # the next question reads it (or says why not)
+        try:
+            corpus = self._read_corpus(self._revision(), ingested=True)
+            if self._corpus is not None:  # questions are asked here: swap in the new one
+                self._corpus = corpus
+        except StoreError:
+            self._stale = True  # the next question reads it (or says why not)
         return report
 
     def _drop_collection(self) -> None:

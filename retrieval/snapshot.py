@@ -64,19 +64,22 @@ def snapshots_dir(data_dir: Path, collection: str) -> Path:
     return data_dir / "snapshots" / collection
 
 
-def revision_key(revision: str) -> str:
-    """The directory name of ``revision``'s snapshot (a revision may hold any character)."""
-    return hashlib.sha256(revision.encode()).hexdigest()[:32]
+def revision_key(revision: str, location: str = "embedded") -> str:
+    """The directory name of the snapshot of ``revision`` of the store at ``location`` (a
+    revision may hold any character; one data directory may serve more than one store)."""
+    return hashlib.sha256(f"{location}\0{revision}".encode()).hexdigest()[:32]
 
 
 class Snapshots:
-    """The snapshots of one collection under a data directory."""
+    """The snapshots of one collection under a data directory, for the store at ``location``
+    (``"embedded"``, or a Chroma server's URL)."""
 
-    def __init__(self, data_dir: Path, collection: str) -> None:
+    def __init__(self, data_dir: Path, collection: str, location: str = "embedded") -> None:
         self.root = snapshots_dir(data_dir, collection)
+        self.location = location
 
     def path(self, revision: str) -> Path:
-        return self.root / revision_key(revision)
+        return self.root / revision_key(revision, self.location)
 
     def open(self, revision: str) -> Corpus | None:
         """The corpus of ``revision`` from its snapshot; ``None`` when there is none, or when
@@ -94,7 +97,7 @@ class Snapshots:
         if not (path / _MANIFEST).exists():
             return None
         try:
-            return load(path, revision)
+            return load(path, revision, self.location)
         except Exception as exc:  # any damage: a snapshot is a cache, the store has the data
             log.warning("Ignoring the damaged corpus snapshot %s: %s", path, exc)
             if remove:
@@ -118,15 +121,15 @@ class Snapshots:
             self._remove_leftovers()
             tmp = self.root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
             try:
-                write(store, tmp, revision)
+                write(store, tmp, revision, self.location)
                 final = self.path(revision)
                 if publish():
                     _remove(final)  # a damaged one that open() could not delete
                     os.rename(tmp, final)
                     _fsync_dir(self.root)
                     self._prune(keep=final)
-                    return load(final, revision)
-                return load(tmp, revision)
+                    return load(final, revision, self.location)
+                return load(tmp, revision, self.location)
             finally:
                 _remove(tmp)
 
@@ -166,7 +169,7 @@ class Snapshots:
             os.close(fd)
 
 
-def write(store: Store, directory: Path, revision: str) -> None:
+def write(store: Store, directory: Path, revision: str, location: str = "embedded") -> None:
     """Write the snapshot of ``store`` as it is now into ``directory`` (created)."""
     directory.mkdir(parents=True)
     # Chunks: metadata in lists, texts straight to the blob (in the store's order; rows
@@ -250,6 +253,7 @@ def write(store: Store, directory: Path, revision: str) -> None:
     manifest = {
         "format": FORMAT,
         "revision": revision,
+        "location": location,
         "collection": store.name,
         "chunks": len(c_order),
         "sentences": n,
@@ -261,13 +265,15 @@ def write(store: Store, directory: Path, revision: str) -> None:
         _flush(f)
 
 
-def load(directory: Path, revision: str) -> Corpus:
+def load(directory: Path, revision: str, location: str = "embedded") -> Corpus:
     """The corpus in the snapshot ``directory``, memory-mapped; raises on any mismatch."""
     manifest = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
     if manifest.get("format") != FORMAT:
         raise ValueError(f"format {manifest.get('format')}, not {FORMAT}")
     if manifest.get("revision") != revision:
         raise ValueError(f"revision {manifest.get('revision')!r}, not {revision!r}")
+    if manifest.get("location") != location:
+        raise ValueError(f"a snapshot of the store at {manifest.get('location')}, not {location}")
     for name, size in manifest["files"].items():
         if (directory / name).stat().st_size != size:
             raise ValueError(f"{name} is {(directory / name).stat().st_size} bytes, not {size}")

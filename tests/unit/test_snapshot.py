@@ -282,14 +282,22 @@ def test_answers_come_from_the_old_snapshot_while_the_new_one_is_built(
     building, release = threading.Event(), threading.Event()
     write = snapshot.write
 
-    def slow_write(store, directory, revision):
+    def slow_write(*args):
         building.set()
         assert release.wait(60)
-        write(store, directory, revision)
+        write(*args)
 
     monkeypatch.setattr(snapshot, "write", slow_write)
     (docs / "tea.md").write_text(TEA.replace("140", "260"), encoding="utf-8")
-    ingest = threading.Thread(target=ingested.ingest, args=([docs],))
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ingested.ingest([docs])
+        except BaseException as exc:
+            failed.append(exc)
+
+    ingest = threading.Thread(target=run)
     ingest.start()
     try:
         assert building.wait(120)
@@ -298,6 +306,7 @@ def test_answers_come_from_the_old_snapshot_while_the_new_one_is_built(
     finally:
         release.set()
         ingest.join(120)
+    assert not failed
     assert "260" in ingested.ask(question).text
     assert "260" in other.ask(question).text
 
