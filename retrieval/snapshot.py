@@ -34,7 +34,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +81,28 @@ class Snapshots:
     def path(self, revision: str) -> Path:
         return self.root / revision_key(revision, self.location)
 
-    def open(self, revision: str) -> Corpus | None:
+    def open(
+        self, revision: str, store_ids: Callable[[], list[str]] | None = None
+    ) -> Corpus | None:
         """The corpus of ``revision`` from its snapshot; ``None`` when there is none, or when
-        it is damaged (it is then deleted, to be rebuilt)."""
+        it is damaged (it is then deleted, to be rebuilt).
+
+        ``store_ids``: the store's chunk ids, for a store others may write without changing
+        this data directory's revision (a Chroma server): the snapshot is used only if it
+        holds the same chunks (ids come from content), else it is deleted and rebuilt.
+        """
         if not (self.path(revision) / _MANIFEST).exists():
             return None
         corpus = self._load(revision)
+        if (
+            corpus is not None
+            and store_ids is not None
+            and ids_digest(store_ids()) != _manifest(self.path(revision)).get("chunk_ids")
+        ):
+            log.warning("The corpus snapshot of %s is out of date: rebuilding it.", revision)
+            with self._build_lock():
+                _remove(self.path(revision))
+            return None
         if corpus is None:
             with self._build_lock():
                 self._load(revision, remove=True)
@@ -250,7 +266,9 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     }
     for name in files:
         _fsync(directory / name)
+    ids = arrays["chunk_ids"][arrays["chunk_id_order"]]
     manifest = {
+        "chunk_ids": ids_digest(bytes(i).decode() for i in ids),
         "format": FORMAT,
         "revision": revision,
         "location": location,
@@ -265,9 +283,21 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
         _flush(f)
 
 
+def ids_digest(ids: Iterable[str]) -> str:
+    """A digest of a set of chunk ids (in any order)."""
+    h = hashlib.sha256()
+    for i in sorted(ids):
+        h.update(i.encode() + b"\n")
+    return h.hexdigest()
+
+
+def _manifest(directory: Path) -> dict:
+    return dict(json.loads((directory / _MANIFEST).read_text(encoding="utf-8")))
+
+
 def load(directory: Path, revision: str, location: str = "embedded") -> Corpus:
     """The corpus in the snapshot ``directory``, memory-mapped; raises on any mismatch."""
-    manifest = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
+    manifest = _manifest(directory)
     if manifest.get("format") != FORMAT:
         raise ValueError(f"format {manifest.get('format')}, not {FORMAT}")
     if manifest.get("revision") != revision:

@@ -72,3 +72,33 @@ def test_a_snapshot_built_by_an_ingest_in_another_process_is_opened_here(
     finally:
         server.kill()
         server.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMA.exists(), reason="chromadb's `chroma` CLI not found")
+def test_a_restarted_process_does_not_trust_a_snapshot_the_server_outdated(
+    tmp_path: Path,
+) -> None:
+    """Processes with their own data directory share only the server: an edit that keeps
+    the passage count does not change their revision, so their snapshot is checked against
+    the store's chunk ids when it is opened (a restart then reads the new text, as before)."""
+    port = free_port()
+    server = start_server(tmp_path / "chroma-server", port)
+    url = f"http://127.0.0.1:{port}"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tea.md").write_text(TEA, encoding="utf-8")
+    try:
+        settings_a = Settings(_env_file=None, qabot_data_dir=tmp_path / "a", qabot_chroma_url=url)
+        writer = Pipeline(settings_a)
+        writer.ingest([docs])
+        settings_b = Settings(_env_file=None, qabot_data_dir=tmp_path / "b", qabot_chroma_url=url)
+        assert "140" in Pipeline(settings_b).ask(QUESTION).text  # b's snapshot is built
+        count = writer.store.count()
+        (docs / "tea.md").write_text(TEA.replace("140", "260"), encoding="utf-8")
+        writer.ingest([docs])
+        assert writer.store.count() == count  # b's revision is unchanged
+        assert "260" in Pipeline(settings_b).ask(QUESTION).text  # b restarted
+    finally:
+        server.kill()
+        server.wait()

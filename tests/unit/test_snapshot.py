@@ -324,3 +324,11 @@ def test_a_disk_that_refuses_the_snapshot_still_answers(
     other = make(ingested.settings.data_dir)
     assert "140" in other.ask("How many crates of tea did the harbour office log?").text
     assert published(ingested) == []
+
+
+def test_a_snapshot_whose_chunks_differ_from_the_store_is_not_used(ingested: Pipeline) -> None:
+    snapshots = Snapshots(ingested.settings.data_dir, "default")
+    revision = ingested._revision()
+    assert snapshots.open(revision, ingested.store.chunk_ids) is not None
+    assert snapshots.open(revision, lambda: ["another-chunk"]) is None
+    assert published(ingested) == []
