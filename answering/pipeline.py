@@ -217,10 +217,15 @@ class Pipeline:
 
         try:
             return snapshots.build(store, revision, publish)
+        except StoreError:
+            raise
         except OSError as exc:
             # The disk refused the snapshot (full, read-only): answer from memory, as before.
             log.warning("Cannot write the corpus snapshot (%s); reading it into memory.", exc)
-            return Corpus(store.all_chunks(), revision, store.all_sentences(), vectors=store)
+        except Exception:
+            # A snapshot is a cache: whatever went wrong with it, the store has the data.
+            log.exception("Cannot build the corpus snapshot; reading it into memory.")
+        return Corpus(store.all_chunks(), revision, store.all_sentences(), vectors=store)
 
     def _snapshots(self) -> Snapshots:
         location = self.settings.qabot_chroma_url or "embedded"

@@ -215,8 +215,9 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     raw_path = directory / ".vectors.raw"
     with open(raw_path, "wb") as raw:
         for page in _pages(store, "sentences", ["metadatas", "embeddings"]):
-            vectors = np.asarray(page["embeddings"], dtype=np.float32).reshape(len(page["ids"]), -1)
-            if len(vectors):
+            if page["ids"]:
+                vectors = np.asarray(page["embeddings"], dtype=np.float32)
+                vectors = vectors.reshape(len(page["ids"]), -1)
                 width = width or vectors.shape[1]
                 if vectors.shape[1] != width:
                     raise StoreError("The store holds sentence vectors of different widths.")

@@ -332,3 +332,27 @@ def test_a_snapshot_whose_chunks_differ_from_the_store_is_not_used(ingested: Pip
     assert snapshots.open(revision, ingested.store.chunk_ids) is not None
     assert snapshots.open(revision, lambda: ["another-chunk"]) is None
     assert published(ingested) == []
+
+
+def test_an_empty_collection_has_an_empty_snapshot(tmp_path: Path) -> None:
+    pipeline = make(tmp_path / "data")
+    corpus = pipeline.corpus()
+    assert corpus.size == 0 and not corpus.chunks and not corpus.by_source
+    assert corpus.lexical.scores("anything").shape == (0,)
+    assert pipeline.ask("Is anything stored?").abstained
+    assert len(published(pipeline)) == 1
+
+
+def test_a_snapshot_that_cannot_be_built_still_answers(
+    ingested: Pipeline, monkeypatch: pytest.MonkeyPatch, docs: Path
+) -> None:
+    """A snapshot is a cache: a failure building it never fails an ingest or a question."""
+
+    def broken(*args):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(snapshot, "write", broken)
+    (docs / "tea.md").write_text(TEA.replace("140", "260"), encoding="utf-8")
+    report = ingested.ingest([docs])
+    assert report.updated
+    assert "260" in ingested.ask("How many crates of tea did the harbour office log?").text
