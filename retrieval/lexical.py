@@ -87,6 +87,11 @@ class LexicalIndex:
         index.df = {str(t): int(n) for t, n in meta["df"].items()}
         if index.size and not index._empty:
             index._retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+            from retrieval.snapshot import random_access
+
+            for array in index._retriever.scores.values():
+                if isinstance(array, np.ndarray):
+                    random_access(array)
             if int(index._retriever.scores["num_docs"]) != index.size:
                 raise ValueError(f"the BM25 index in {directory} does not match its size")
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import numpy as np
 
@@ -114,6 +114,16 @@ ARRAYS = (
 )
 
 
+class VectorRows(Protocol):
+    """Sentence vectors by row: ``rows[indices]`` is a float32 matrix (a numpy array, or
+    :class:`retrieval.snapshot.Rows`, which reads a snapshot's file)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray: ...
+
+
 class ChunkList(Sequence[Chunk]):
     """The corpus's chunks as a sequence; each :class:`Chunk` is made when it is read."""
 
@@ -200,21 +210,24 @@ class Corpus:
     @classmethod
     def from_arrays(
         cls,
-        arrays: dict[str, np.ndarray],
+        arrays: dict[str, Any],
         lexical: LexicalIndex,
         revision: str,
-        sentence_vectors: np.ndarray | None,
+        sentence_vectors: VectorRows | None,
     ) -> Corpus:
+        """A corpus over ``arrays`` (:data:`ARRAYS`; numpy arrays, memory-mapped or not,
+        and the text blob as anything sliced to bytes) and ``sentence_vectors`` (rows in the
+        sentences' row order, as a float32 matrix or anything indexed the same way)."""
         corpus = cls.__new__(cls)
         corpus._attach(arrays, lexical, revision, sentence_vectors, None)
         return corpus
 
     def _attach(
         self,
-        arrays: dict[str, np.ndarray],
+        arrays: dict[str, Any],
         lexical: LexicalIndex,
         revision: str,
-        sentence_vectors: np.ndarray | None,
+        sentence_vectors: VectorRows | None,
         vector_source: SentenceVectors | None,
     ) -> None:
         self.arrays = arrays
@@ -491,7 +504,7 @@ class HybridSearcher:
         if lexical is not None:
             fused += WEIGHTS["lexical"] * _zscores(lexical[idx].astype(np.float64))
         if qvec is not None:
-            by_sentence, sentence_sims = sentence_signal(corpus, idx, qvec)
+            by_sentence, sims = sentence_signal(corpus, idx, qvec)
             # Chunks outside the dense top list get that list's lowest score: all we know is
             # that they rank below it.
             floor_c = min(chunk_sim.values(), default=0.0)
@@ -499,14 +512,24 @@ class HybridSearcher:
             fused += WEIGHTS["chunk"] * _zscores(by_chunk)
             fused += WEIGHTS["sentence"] * _zscores(by_sentence)
         order = np.argsort(-fused, kind="stable")
-        ranked = [(corpus.chunks[int(idx[j])], float(fused[j])) for j in order[: 3 * k]]
+        top = order[: 3 * k]
+        ranked = [(corpus.chunks[int(idx[j])], float(fused[j])) for j in top]
+        if qvec is not None:
+            # The similarities the answerer will want: those of the ranked chunks' sentences
+            # (naming every candidate's sentence would read ids all over the corpus).
+            sentence_sims = {
+                corpus.sentence_ids.id_of(r): sims[r]
+                for j in top
+                for r in range(*corpus.chunk_sentence_rows(int(idx[j])))
+                if r in sims
+            }
         return Retrieval(merge_overlapping(ranked, corpus)[:k], qvec, sentence_sims)
 
 
 def sentence_signal(
     corpus: Corpus, rows: np.ndarray, qvec: np.ndarray
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Each candidate chunk's best sentence similarity, and every similarity by sentence id.
+) -> tuple[np.ndarray, dict[int, float]]:
+    """Each candidate chunk's best sentence similarity, and every similarity by sentence row.
 
     Exact, from the corpus's own sentence vectors (a snapshot's memory map), for just the
     sentences of the candidates: a few hundred rows, next to each other on disk. Asking the
@@ -526,8 +549,7 @@ def sentence_signal(
         if hi > lo:
             a, b = np.searchsorted(wanted, [lo, hi])
             best[j] = float(sims[a:b].max())
-    by_id = {corpus.sentence_ids.id_of(int(r)): float(s) for r, s in zip(wanted, sims, strict=True)}
-    return best, by_id
+    return best, dict(zip(wanted.tolist(), sims.tolist(), strict=True))
 
 
 def merge_overlapping(ranked: list[tuple[Chunk, float]], corpus: Corpus) -> list[Hit]:

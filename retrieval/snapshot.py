@@ -31,11 +31,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import mmap
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -253,11 +255,7 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     del out
     raw_path.unlink()
 
-    texts = _Texts(
-        np.memmap(directory / _BLOB, np.uint8, "r") if offsets[-1] else np.zeros(0, np.uint8),
-        arrays["text_begin"],
-        arrays["text_end"],
-    )
+    texts = _Texts(Blob(directory / _BLOB), arrays["text_begin"], arrays["text_end"])
     LexicalIndex(texts).save(directory / "lexical")
 
     files = {
@@ -308,12 +306,12 @@ def load(directory: Path, revision: str, location: str = "embedded") -> Corpus:
     for name, size in manifest["files"].items():
         if (directory / name).stat().st_size != size:
             raise ValueError(f"{name} is {(directory / name).stat().st_size} bytes, not {size}")
-    arrays = {name: _array(directory / f"{name}.npy") for name in ARRAYS if name != "text_blob"}
-    blob_size = (directory / _BLOB).stat().st_size
-    arrays["text_blob"] = (
-        np.memmap(directory / _BLOB, np.uint8, "r") if blob_size else np.zeros(0, np.uint8)
-    )
-    vectors = _array(directory / _VECTORS)
+    arrays: dict[str, Any] = {
+        name: _array(directory / f"{name}.npy") for name in ARRAYS if name != "text_blob"
+    }
+    blob = arrays["text_blob"] = Blob(directory / _BLOB)
+    blob_size = len(blob)
+    vectors = Rows(directory / _VECTORS)
     n_chunks, n_sentences = int(manifest["chunks"]), int(manifest["sentences"])
     n_sources = len(arrays["source_names"])
     rows = {k: n_chunks for k in ARRAYS if k.startswith(("chunk_", "text_begin", "text_end"))}
@@ -333,10 +331,82 @@ def load(directory: Path, revision: str, location: str = "embedded") -> Corpus:
     return Corpus.from_arrays(arrays, lexical, revision, vectors)
 
 
+class _File:
+    """A file read with ``pread``, not mapped. The two big parts of a snapshot (the sentence
+    vectors and the texts) are read a few rows at a time at random places: mapped, each page
+    fault also reads ahead (fault-around and readahead, 64 KB and more), so the process's
+    resident memory grew by ~8 MB a question at 100k chunks and would grow towards the whole
+    file. Read with ``pread``, what was read stays in the kernel's page cache (shared, and
+    dropped under memory pressure) and never counts against the process. ``pread`` takes
+    its offset, so threads share the descriptor; an open descriptor keeps a deleted file."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, offset: int, n: int) -> bytes:
+        data = os.pread(self._fd, n, offset)
+        if len(data) != n:
+            raise OSError(f"short read: {len(data)} of {n} bytes at {offset}")
+        return data
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            os.close(self._fd)
+
+
+class Blob(_File):
+    """The chunk texts: ``blob[begin:end]`` is the UTF-8 bytes of one chunk."""
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, span: slice) -> bytes:
+        start, stop, _ = span.indices(self.size)
+        return self.read(start, max(0, stop - start)) if stop > start else b""
+
+
+class Rows(_File):
+    """The rows of a 2-D float32 ``.npy`` file: ``rows[[i, j, ...]]`` reads those rows, one
+    ``pread`` per run of consecutive rows (a passage's sentences are consecutive)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            self._offset = f.tell()
+        if len(shape) != 2 or fortran or dtype != np.dtype("<f4"):
+            raise ValueError(f"{path.name} is not a float32 matrix")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self._row = 4 * self.shape[1]
+        if self.size != self._offset + self.shape[0] * self._row:
+            raise ValueError(f"{path.name} is {self.size} bytes, not its shape's")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        if not len(rows):
+            return out
+        if rows.min() < 0 or rows.max() >= self.shape[0]:
+            raise IndexError("row out of range")
+        cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(rows)], strict=True):
+            data = self.read(self._offset + int(rows[a]) * self._row, (b - a) * self._row)
+            out[a:b] = np.frombuffer(data, dtype=np.float32).reshape(b - a, self.shape[1])
+        return out
+
+
 class _Texts(Sequence[str]):
     """Chunk texts read from the blob one at a time (the BM25 build needs no list of all)."""
 
-    def __init__(self, blob: np.ndarray, begin: np.ndarray, end: np.ndarray) -> None:
+    def __init__(self, blob: Blob, begin: np.ndarray, end: np.ndarray) -> None:
         self._blob, self._begin, self._end = blob, begin, end
 
     def __len__(self) -> int:
@@ -360,13 +430,24 @@ def _pages(store: Store, collection: str, include: list[str]) -> Iterator[dict]:
 
 def _array(path: Path) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return random_access(np.load(path, mmap_mode="r", allow_pickle=False))
     except ValueError:
         # numpy cannot map an empty array (an empty collection): read it, it holds nothing.
         array = np.load(path, allow_pickle=False)
         if array.size:
             raise
         return array
+
+
+def random_access(array: np.ndarray) -> np.ndarray:
+    """``array`` (memory-mapped) with read-ahead turned off: a question reads a few entries
+    at random places (a bisection, a candidate's row), and each page fault would otherwise
+    bring in 64 KB or more around it, which then stay resident."""
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+        with contextlib.suppress(OSError, ValueError):
+            mapped.madvise(mmap.MADV_RANDOM)
+    return array
 
 
 def _flush(f) -> None:
