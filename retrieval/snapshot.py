@@ -5,9 +5,10 @@ in every process and after every ingest. A snapshot is that work done once per r
 ``<data dir>/snapshots/<collection>/<revision key>/`` holds the corpus as flat numpy arrays
 (:data:`retrieval.search.ARRAYS`), the chunk texts as one UTF-8 blob, the sentence vectors
 (float32, unit length, in the sentences' row order) and the BM25 index in bm25s's own format.
-Every part is opened with ``mmap``: opening costs no reading, and a question makes resident
-only the pages it reads (the BM25 columns of its terms, the texts and the sentence vectors of
-its candidate passages).
+Opening reads next to nothing: the arrays and the BM25 matrix are memory-mapped (a question
+makes resident only the pages it reads: the BM25 columns of its terms, a few rows of the
+position arrays), and the two big parts, the texts and the sentence vectors, are read with
+``pread`` a passage at a time (see :class:`_File`), so they never count against the process.
 
 Data safety:
 
