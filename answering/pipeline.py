@@ -7,6 +7,7 @@ answerer when the backend gave nothing that survives verification.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -26,12 +27,15 @@ from retrieval import collection_record, embedders, indexer, seeding
 from retrieval.embeddings import TextEmbedder
 from retrieval.ingest_lock import IngestLock
 from retrieval.search import Corpus, HybridSearcher, Mode
+from retrieval.snapshot import Snapshots
 from retrieval.store import Store, bump_revision, collection_names, open_client, read_revision
 from retrieval.web import WebRequest
 
 if TYPE_CHECKING:
     from retrieval.web import WebFetch
     from retrieval.web_cache import WebCache
+
+log = logging.getLogger(__name__)
 
 #: A conversation's earlier turns: questions alone (``str``) or with their answers.
 History = Sequence["str | Turn"]
@@ -194,9 +198,46 @@ class Pipeline:
     def _revision(self) -> str:
         return f"{read_revision(self.settings.data_dir, self.collection)}:{self.store.count()}"
 
-    def _read_corpus(self, revision: str) -> Corpus:
+    def _read_corpus(self, revision: str, *, ingested: bool = False) -> Corpus:
+        """The corpus of ``revision``: its snapshot (``retrieval.snapshot``), built from the
+        store when there is none yet (a store written before snapshots, or a damaged one).
+
+        Published for other processes only when it is known to be the revision's content:
+        built by the ingest that made the revision (``ingested``, under its lock), or by a
+        reader that saw no ingest start or finish while it read. The revision is the one the
+        corpus was always re-read on (this data directory's marker and the chunk count), and
+        a snapshot is kept per store location, so that a data directory used with the
+        embedded store and with a Chroma server never mixes the two.
+        """
         store = self.store
-        return Corpus(store.all_chunks(), revision, store.all_sentences())
+        snapshots = self._snapshots()
+        # Others may write a Chroma server without changing this directory's revision: a
+        # snapshot of it is checked against the store's chunk ids (about a second at 100k).
+        verify = store.chunk_ids if self.settings.qabot_chroma_url and not ingested else None
+        corpus = snapshots.open(revision, verify)
+        if corpus is not None:
+            return corpus
+
+        def publish() -> bool:
+            if ingested:
+                return True
+            return not self._ingest_lock.running() and self._revision() == revision
+
+        try:
+            return snapshots.build(store, revision, publish)
+        except StoreError:
+            raise
+        except OSError as exc:
+            # The disk refused the snapshot (full, read-only): answer from memory, as before.
+            log.warning("Cannot write the corpus snapshot (%s); reading it into memory.", exc)
+        except Exception:
+            # A snapshot is a cache: whatever went wrong with it, the store has the data.
+            log.exception("Cannot build the corpus snapshot; reading it into memory.")
+        return Corpus(store.all_chunks(), revision, store.all_sentences(), vectors=store)
+
+    def _snapshots(self) -> Snapshots:
+        location = self.settings.qabot_chroma_url or "embedded"
+        return Snapshots(self.settings.data_dir, self.collection, location)
 
     @property
     def ingesting(self) -> bool:
@@ -289,11 +330,14 @@ class Pipeline:
                 bump_revision(self.settings.data_dir, self.collection)
             raise
         bump_revision(self.settings.data_dir, self.collection)
-        if self._corpus is not None:  # questions are asked here: swap in the new one
-            try:
-                self._corpus = self._read_corpus(self._revision())
-            except StoreError:
-                self._stale = True  # the next question reads it (or says why not)
+        # The new revision's snapshot, built once here, under the ingest lock: every process
+        # that answers from the collection then opens it instead of reading the store.
+        try:
+            corpus = self._read_corpus(self._revision(), ingested=True)
+            if self._corpus is not None:  # questions are asked here: swap in the new one
+                self._corpus = corpus
+        except StoreError:
+            self._stale = True  # the next question reads it (or says why not)
         return report
 
     def _drop_collection(self) -> None:
@@ -370,7 +414,10 @@ class Pipeline:
         query = query[: self.settings.qabot_max_question_chars]
         retrieval = HybridSearcher(self.store, self.embedder, corpus).search(query, k, mode)
         t1 = time.perf_counter()
-        request = AnswerRequest(standalone or text, retrieval, corpus, self.store, turns)
+        # The corpus holds the sentence vectors (memory-mapped from its snapshot): reading them
+        # from the store would load the store's index of every sentence vector.
+        vectors = corpus if corpus.has_vectors else self.store
+        request = AnswerRequest(standalone or text, retrieval, corpus, vectors, turns)
 
         notice, dropped, backend = None, 0, answerer.name
         draft: Draft | None = None

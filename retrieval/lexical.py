@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -44,12 +46,17 @@ def nfc(text: str) -> str:
 
 
 class LexicalIndex:
-    """An in-memory BM25 index over a fixed list of texts."""
+    """A BM25 index over a fixed list of texts: built in memory, or loaded from a snapshot
+    (:meth:`save`, :meth:`load`) with its score matrix memory-mapped."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
+    def __init__(self, texts: Sequence[str] | None = None) -> None:
+        texts = texts or []
         self.size = len(texts)
         self._retriever = bm25s.BM25()
-        corpus = [terms(t) for t in texts]
+        # One string object per distinct term: 100k chunks hold millions of term occurrences,
+        # and a list of references to shared strings is a fraction of a list of copies.
+        interned: dict[str, str] = {}
+        corpus = [[interned.setdefault(t, t) for t in terms(text)] for text in texts]
         self._empty = not any(corpus)
         df: dict[str, int] = {}
         for doc_terms in corpus:
@@ -58,6 +65,38 @@ class LexicalIndex:
         self.df = df
         if self.size and not self._empty:
             self._retriever.index(corpus, show_progress=False)
+
+    def save(self, directory: Path) -> None:
+        """Write the index to ``directory`` (bm25s's own files, plus the document frequencies
+        and the size, which bm25s does not keep)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.size and not self._empty:
+            self._retriever.save(str(directory), show_progress=False)
+        meta = {"size": self.size, "empty": self._empty, "df": self.df}
+        (directory / "lexical.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        """The index :meth:`save` wrote; its score matrix is memory-mapped (read-only): a
+        query reads only the columns of its own terms, so the index costs little resident
+        memory however big the corpus is."""
+        meta = json.loads((directory / "lexical.json").read_text(encoding="utf-8"))
+        index = cls.__new__(cls)
+        index.size = int(meta["size"])
+        index._empty = bool(meta["empty"])
+        index.df = {str(t): int(n) for t, n in meta["df"].items()}
+        if index.size and not index._empty:
+            index._retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+            from retrieval.snapshot import random_access
+
+            for array in index._retriever.scores.values():
+                if isinstance(array, np.ndarray):
+                    random_access(array)
+            if int(index._retriever.scores["num_docs"]) != index.size:
+                raise ValueError(f"the BM25 index in {directory} does not match its size")
+        else:
+            index._retriever = bm25s.BM25()
+        return index
 
     def scores(self, query: str) -> np.ndarray:
         """The BM25 score of every text for ``query`` (zeros when nothing matches)."""

@@ -288,6 +288,27 @@ class Store:
                 out[i] = found[row[sid]]
         return out
 
+    @guarded
+    def page(self, collection: str, include: list[str], offset: int, limit: int) -> dict:
+        """One page of the records of ``collection`` (``get`` with ``limit`` and ``offset``):
+        what :mod:`retrieval.snapshot` reads the whole collection with, a page at a time."""
+        target = self.chunks if collection == "chunks" else self.sentences
+        return dict(target.get(include=include, limit=limit, offset=offset))
+
+    @guarded
+    def chunk_ids(self) -> list[str]:
+        """The id of every chunk (ids come from content: an edited document has new ones)."""
+        ids: list[str] = []
+        while True:
+            page = self.chunks.get(include=[], limit=_GET_PAGE, offset=len(ids))
+            ids += page["ids"]
+            if len(page["ids"]) < _GET_PAGE:
+                return ids
+
+    def dimensions(self) -> int:
+        """The width of this collection's vectors (its embedding model's)."""
+        return int(self._dimensions())
+
     # ---- writes ------------------------------------------------------------------------
     @guarded
     def upsert(

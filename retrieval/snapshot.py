@@ -1,0 +1,474 @@
+"""Per-revision snapshots of a corpus on disk, opened memory-mapped in a fraction of a second.
+
+Reading a collection back from Chroma and indexing it took ~42 s and ~1.1 GB at 100k chunks,
+in every process and after every ingest. A snapshot is that work done once per revision:
+``<data dir>/snapshots/<collection>/<revision key>/`` holds the corpus as flat numpy arrays
+(:data:`retrieval.search.ARRAYS`), the chunk texts as one UTF-8 blob, the sentence vectors
+(float32, unit length, in the sentences' row order) and the BM25 index in bm25s's own format.
+Opening reads next to nothing: the arrays and the BM25 matrix are memory-mapped (a question
+makes resident only the pages it reads: the BM25 columns of its terms, a few rows of the
+position arrays), and the two big parts, the texts and the sentence vectors, are read with
+``pread`` a passage at a time (see :class:`_File`), so they never count against the process.
+
+Data safety:
+
+* A snapshot is written to a hidden temporary directory and published by one ``rename``: a
+  half-written snapshot is never at a snapshot's path. Its ``manifest.json`` (written last)
+  names the full revision and the size of every file; a snapshot whose manifest does not
+  match the revision asked for, or whose files are missing, short or unreadable, is never
+  used: it is deleted and rebuilt from the store.
+* Only one builder at a time per collection (an ``flock``), so two processes that find no
+  snapshot do not both read the whole store; the second finds the first one's.
+* A reader publishes the snapshot it built only when no ingest ran meanwhile (the revision is
+  unchanged and the ingest lock is free); otherwise it uses it privately and deletes it.
+* Publishing removes snapshots of older revisions but keeps the one before the new one: a
+  process may have just read its manifest and be about to open it. A process that already
+  has one open keeps it even once deleted (a mapped file lives until it is unmapped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import mmap
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qabot.errors import StoreError
+from retrieval.lexical import LexicalIndex
+from retrieval.search import ARRAYS, Corpus, assemble
+from retrieval.store import Store
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: builds are not serialised across processes
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the layout changes: a snapshot of another format is rebuilt, never misread.
+FORMAT = 1
+_PAGE = 5000  # records per read from the store (as Store.all_chunks reads them)
+_COPY_ROWS = 16384  # sentence vectors reordered per block: bounded memory at any size
+_BLOB = "text_blob.bin"
+_VECTORS = "sent_vectors.npy"
+_MANIFEST = "manifest.json"
+
+
+def snapshots_dir(data_dir: Path, collection: str) -> Path:
+    return data_dir / "snapshots" / collection
+
+
+def revision_key(revision: str, location: str = "embedded") -> str:
+    """The directory name of the snapshot of ``revision`` of the store at ``location`` (a
+    revision may hold any character; one data directory may serve more than one store)."""
+    return hashlib.sha256(f"{location}\0{revision}".encode()).hexdigest()[:32]
+
+
+class Snapshots:
+    """The snapshots of one collection under a data directory, for the store at ``location``
+    (``"embedded"``, or a Chroma server's URL)."""
+
+    def __init__(self, data_dir: Path, collection: str, location: str = "embedded") -> None:
+        self.root = snapshots_dir(data_dir, collection)
+        self.location = location
+
+    def path(self, revision: str) -> Path:
+        return self.root / revision_key(revision, self.location)
+
+    def open(
+        self, revision: str, store_ids: Callable[[], list[str]] | None = None
+    ) -> Corpus | None:
+        """The corpus of ``revision`` from its snapshot; ``None`` when there is none, or when
+        it is damaged (it is then deleted, to be rebuilt).
+
+        ``store_ids``: the store's chunk ids, for a store others may write without changing
+        this data directory's revision (a Chroma server): the snapshot is used only if it
+        holds the same chunks (ids come from content), else it is deleted and rebuilt.
+        """
+        if not (self.path(revision) / _MANIFEST).exists():
+            return None
+        corpus = self._load(revision)
+        if (
+            corpus is not None
+            and store_ids is not None
+            and ids_digest(store_ids()) != _manifest(self.path(revision)).get("chunk_ids")
+        ):
+            log.warning("The corpus snapshot of %s is out of date: rebuilding it.", revision)
+            with self._build_lock():
+                _remove(self.path(revision))
+            return None
+        if corpus is None:
+            with self._build_lock():
+                self._load(revision, remove=True)
+        return corpus
+
+    def _load(self, revision: str, remove: bool = False) -> Corpus | None:
+        path = self.path(revision)
+        if not (path / _MANIFEST).exists():
+            return None
+        try:
+            return load(path, revision, self.location)
+        except Exception as exc:  # any damage: a snapshot is a cache, the store has the data
+            log.warning("Ignoring the damaged corpus snapshot %s: %s", path, exc)
+            if remove:
+                _remove(path)
+            return None
+
+    def build(self, store: Store, revision: str, publish: Callable[[], bool]) -> Corpus:
+        """Read the store into a new snapshot of ``revision`` and open it.
+
+        ``publish()`` is asked once the snapshot is written: true, it becomes the revision's
+        snapshot for every process; false (the store may have changed while it was read),
+        it is opened, then deleted (this process keeps its mapping; no other sees it).
+        Raises :class:`StoreError` (the store failed) or :class:`OSError` (the disk did).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._build_lock():
+            # Another process may have built it while this one waited (a damaged one goes).
+            corpus = self._load(revision, remove=True)
+            if corpus is not None:
+                return corpus
+            self._remove_leftovers()
+            tmp = self.root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+            try:
+                write(store, tmp, revision, self.location)
+                final = self.path(revision)
+                if publish():
+                    _remove(final)  # a damaged one that open() could not delete
+                    os.rename(tmp, final)
+                    _fsync_dir(self.root)
+                    self._prune(keep=final)
+                    return load(final, revision, self.location)
+                return load(tmp, revision, self.location)
+            finally:
+                _remove(tmp)
+
+    def _prune(self, keep: Path) -> None:
+        """Delete the snapshots of old revisions, all but ``keep`` and the newest other one."""
+        others = []
+        for child in self.root.iterdir():
+            if child.name.startswith(".") or child == keep or not child.is_dir():
+                continue
+            try:
+                others.append((child.stat().st_mtime, child))
+            except OSError:
+                continue
+        others.sort(reverse=True)
+        for _, child in others[1:]:
+            _remove(child)
+
+    def _remove_leftovers(self) -> None:
+        """Temporary directories of builders that died (under the build lock, no other
+        builder is writing one)."""
+        for child in self.root.iterdir():
+            if child.name.startswith(".tmp-"):
+                _remove(child)
+
+    @contextlib.contextmanager
+    def _build_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        fd = os.open(self.root / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def write(store: Store, directory: Path, revision: str, location: str = "embedded") -> None:
+    """Write the snapshot of ``store`` as it is now into ``directory`` (created)."""
+    directory.mkdir(parents=True)
+    # Chunks: metadata in lists, texts straight to the blob (in the store's order; rows
+    # point into it, so it never has to be reordered or held in memory).
+    c_ids: list[str] = []
+    c_sources: list[str] = []
+    c_starts: list[int] = []
+    c_ends: list[int] = []
+    spans: list[int] = [0]
+    with open(directory / _BLOB, "wb") as blob:
+        for page in _pages(store, "chunks", ["metadatas", "documents"]):
+            for cid, meta, text in zip(
+                page["ids"], page["metadatas"], page["documents"], strict=True
+            ):
+                c_ids.append(cid)
+                c_sources.append(meta["source"])
+                c_starts.append(int(meta["start"]))
+                c_ends.append(int(meta["end"]))
+                spans.append(spans[-1] + blob.write((text or "").encode()))
+        _flush(blob)
+    # Sentences: vectors to a scratch file in the store's order, reordered below.
+    s_ids: list[str] = []
+    s_sources: list[str] = []
+    s_starts: list[int] = []
+    s_ends: list[int] = []
+    width = 0
+    raw_path = directory / ".vectors.raw"
+    with open(raw_path, "wb") as raw:
+        for page in _pages(store, "sentences", ["metadatas", "embeddings"]):
+            if page["ids"]:
+                vectors = np.asarray(page["embeddings"], dtype=np.float32)
+                vectors = vectors.reshape(len(page["ids"]), -1)
+                width = width or vectors.shape[1]
+                if vectors.shape[1] != width:
+                    raise StoreError("The store holds sentence vectors of different widths.")
+                # Unit length, so that a dot product is the cosine the store's index ranks by.
+                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+                raw.write((vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32).tobytes())
+            for sid, meta in zip(page["ids"], page["metadatas"], strict=True):
+                s_ids.append(sid)
+                s_sources.append(meta["source"])
+                s_starts.append(int(meta["start"]))
+                s_ends.append(int(meta["end"]))
+    if not width:
+        with contextlib.suppress(Exception):
+            width = store.dimensions()
+    arrays, c_order, s_order = assemble(
+        c_ids, c_sources, c_starts, c_ends, s_ids, s_sources, s_starts, s_ends
+    )
+    del c_ids, c_sources, c_starts, c_ends, s_ids, s_sources, s_starts, s_ends
+    offsets = np.asarray(spans, dtype=np.int64)
+    arrays["text_begin"] = offsets[:-1][c_order]
+    arrays["text_end"] = offsets[1:][c_order]
+    for name, array in arrays.items():
+        np.save(directory / f"{name}.npy", array)
+
+    n = len(s_order)
+    out = np.lib.format.open_memmap(directory / _VECTORS, "w+", np.float32, (n, width))
+    if n and width:
+        src = np.memmap(raw_path, np.float32, "r", shape=(n, width))
+        for a in range(0, n, _COPY_ROWS):
+            out[a : a + _COPY_ROWS] = src[s_order[a : a + _COPY_ROWS]]
+        del src
+    out.flush()
+    del out
+    raw_path.unlink()
+
+    texts = _Texts(Blob(directory / _BLOB), arrays["text_begin"], arrays["text_end"])
+    LexicalIndex(texts).save(directory / "lexical")
+
+    files = {
+        str(p.relative_to(directory)): p.stat().st_size
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+    for name in files:
+        _fsync(directory / name)
+    ids = arrays["chunk_ids"][arrays["chunk_id_order"]]
+    manifest = {
+        "chunk_ids": ids_digest(bytes(i).decode() for i in ids),
+        "format": FORMAT,
+        "revision": revision,
+        "location": location,
+        "collection": store.name,
+        "chunks": len(c_order),
+        "sentences": n,
+        "width": width,
+        "files": files,
+    }
+    with open(directory / _MANIFEST, "w", encoding="utf-8") as f:
+        json.dump(manifest, f)
+        _flush(f)
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """A digest of a set of chunk ids (in any order)."""
+    h = hashlib.sha256()
+    for i in sorted(ids):
+        h.update(i.encode() + b"\n")
+    return h.hexdigest()
+
+
+def _manifest(directory: Path) -> dict:
+    return dict(json.loads((directory / _MANIFEST).read_text(encoding="utf-8")))
+
+
+def load(directory: Path, revision: str, location: str = "embedded") -> Corpus:
+    """The corpus in the snapshot ``directory``, memory-mapped; raises on any mismatch."""
+    manifest = _manifest(directory)
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"format {manifest.get('format')}, not {FORMAT}")
+    if manifest.get("revision") != revision:
+        raise ValueError(f"revision {manifest.get('revision')!r}, not {revision!r}")
+    if manifest.get("location") != location:
+        raise ValueError(f"a snapshot of the store at {manifest.get('location')}, not {location}")
+    for name, size in manifest["files"].items():
+        if (directory / name).stat().st_size != size:
+            raise ValueError(f"{name} is {(directory / name).stat().st_size} bytes, not {size}")
+    arrays: dict[str, Any] = {
+        name: _array(directory / f"{name}.npy") for name in ARRAYS if name != "text_blob"
+    }
+    blob = arrays["text_blob"] = Blob(directory / _BLOB)
+    blob_size = len(blob)
+    vectors = Rows(directory / _VECTORS)
+    n_chunks, n_sentences = int(manifest["chunks"]), int(manifest["sentences"])
+    n_sources = len(arrays["source_names"])
+    rows = {k: n_chunks for k in ARRAYS if k.startswith(("chunk_", "text_begin", "text_end"))}
+    rows |= {k: n_sentences for k in ARRAYS if k.startswith("sent_")}
+    rows["chunk_ptr"] = rows["sent_ptr"] = n_sources + 1
+    checks = [
+        all(len(arrays[k]) == n for k, n in rows.items()),
+        int(arrays["chunk_ptr"][-1]) == n_chunks and int(arrays["sent_ptr"][-1]) == n_sentences,
+        vectors.shape == (n_sentences, int(manifest["width"])),
+        not n_chunks or int(np.max(arrays["text_end"])) <= blob_size,
+    ]
+    if not all(checks):
+        raise ValueError("its arrays do not agree with each other")
+    lexical = LexicalIndex.load(directory / "lexical")
+    if lexical.size != n_chunks:
+        raise ValueError("its BM25 index is not of its chunks")
+    return Corpus.from_arrays(arrays, lexical, revision, vectors)
+
+
+class _File:
+    """A file read with ``pread``, not mapped. The two big parts of a snapshot (the sentence
+    vectors and the texts) are read a few rows at a time at random places: mapped, each page
+    fault also reads ahead (fault-around and readahead, 64 KB and more), so the process's
+    resident memory grew by ~8 MB a question at 100k chunks and would grow towards the whole
+    file. Read with ``pread``, what was read stays in the kernel's page cache (shared, and
+    dropped under memory pressure) and never counts against the process. ``pread`` takes
+    its offset, so threads share the descriptor; an open descriptor keeps a deleted file."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, offset: int, n: int) -> bytes:
+        data = os.pread(self._fd, n, offset)
+        if len(data) != n:
+            raise OSError(f"short read: {len(data)} of {n} bytes at {offset}")
+        return data
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            os.close(self._fd)
+
+
+class Blob(_File):
+    """The chunk texts: ``blob[begin:end]`` is the UTF-8 bytes of one chunk."""
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, span: slice) -> bytes:
+        start, stop, _ = span.indices(self.size)
+        return self.read(start, max(0, stop - start)) if stop > start else b""
+
+
+class Rows(_File):
+    """The rows of a 2-D float32 ``.npy`` file: ``rows[[i, j, ...]]`` reads those rows, one
+    ``pread`` per run of consecutive rows (a passage's sentences are consecutive)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            self._offset = f.tell()
+        if len(shape) != 2 or fortran or dtype != np.dtype("<f4"):
+            raise ValueError(f"{path.name} is not a float32 matrix")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self._row = 4 * self.shape[1]
+        if self.size != self._offset + self.shape[0] * self._row:
+            raise ValueError(f"{path.name} is {self.size} bytes, not its shape's")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        if not len(rows):
+            return out
+        if rows.min() < 0 or rows.max() >= self.shape[0]:
+            raise IndexError("row out of range")
+        cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(rows)], strict=True):
+            data = self.read(self._offset + int(rows[a]) * self._row, (b - a) * self._row)
+            out[a:b] = np.frombuffer(data, dtype=np.float32).reshape(b - a, self.shape[1])
+        return out
+
+
+class _Texts(Sequence[str]):
+    """Chunk texts read from the blob one at a time (the BM25 build needs no list of all)."""
+
+    def __init__(self, blob: Blob, begin: np.ndarray, end: np.ndarray) -> None:
+        self._blob, self._begin, self._end = blob, begin, end
+
+    def __len__(self) -> int:
+        return len(self._begin)
+
+    def __getitem__(self, i):  # noqa: ANN001, ANN204
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return bytes(self._blob[int(self._begin[i]) : int(self._end[i])]).decode()
+
+
+def _pages(store: Store, collection: str, include: list[str]) -> Iterator[dict]:
+    offset = 0
+    while True:
+        page = store.page(collection, include, offset, _PAGE)
+        yield page
+        if len(page["ids"]) < _PAGE:
+            return
+        offset += _PAGE
+
+
+def _array(path: Path) -> np.ndarray:
+    try:
+        return random_access(np.load(path, mmap_mode="r", allow_pickle=False))
+    except ValueError:
+        # numpy cannot map an empty array (an empty collection): read it, it holds nothing.
+        array = np.load(path, allow_pickle=False)
+        if array.size:
+            raise
+        return array
+
+
+def random_access(array: np.ndarray) -> np.ndarray:
+    """``array`` (memory-mapped) with read-ahead turned off: a question reads a few entries
+    at random places (a bisection, a candidate's row), and each page fault would otherwise
+    bring in 64 KB or more around it, which then stay resident."""
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+        with contextlib.suppress(OSError, ValueError):
+            mapped.madvise(mmap.MADV_RANDOM)
+    return array
+
+
+def _flush(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(path)
+
+
+def _remove(path: Path) -> None:
+    """Delete a snapshot directory (a process that has it open keeps its mappings)."""
+    shutil.rmtree(path, ignore_errors=True)
