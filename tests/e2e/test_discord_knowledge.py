@@ -271,7 +271,7 @@ async def test_answers_keep_flowing_in_both_servers_during_a_long_ingest(
     assert "Added 1" in await ingest(fake, fake.owner, fake.channel_id, "pelicans.md", PELICANS)
     assert "Added 1" in await ingest(fake, b.owner, b.channel_id, "otters.md", OTTERS)
 
-    attachment = fake.add_attachment("harbour.md", long_document(60).encode())
+    attachment = fake.add_attachment("harbour.md", long_document(150).encode())
     long_ingest = await fake.slash(
         "ingest", actor=fake.owner, channel_id=fake.channel_id, attachment=attachment
     )
