@@ -180,6 +180,9 @@ class Store:
         keeps its own way: :func:`retrieval.collection_record.chunk_vectors`)."""
         self.name = validate_collection_name(collection)
         self.location = location
+        #: Calls that wrote to or deleted from the store (an ingest that made none changed
+        #: nothing, and needs no new revision).
+        self.writes = 0
         self._client = client
         if embedder is None:
             ef: Any = E5EmbeddingFunction(embed_threads)
@@ -320,6 +323,7 @@ class Store:
         documents: Sequence[str] | None = None,
     ) -> None:
         target = self.chunks if collection == "chunks" else self.sentences
+        self.writes += bool(len(ids))
         for i in range(0, len(ids), _BATCH):
             kwargs: dict[str, Any] = {
                 "ids": list(ids[i : i + _BATCH]),
@@ -334,6 +338,7 @@ class Store:
     def delete(self, collection: str, ids: Iterable[str]) -> None:
         target = self.chunks if collection == "chunks" else self.sentences
         ids = list(ids)
+        self.writes += bool(ids)
         for i in range(0, len(ids), _BATCH):
             target.delete(ids=ids[i : i + _BATCH])
 

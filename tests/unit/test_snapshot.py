@@ -356,3 +356,26 @@ def test_a_snapshot_that_cannot_be_built_still_answers(
     report = ingested.ingest([docs])
     assert report.updated
     assert "260" in ingested.ask("How many crates of tea did the harbour office log?").text
+
+
+def test_an_ingest_that_changes_nothing_keeps_the_revision_and_its_snapshot(
+    ingested: Pipeline, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-running an ingest over unchanged documents (a nightly job, say) neither makes a
+    new revision, which every process would re-read, nor builds the snapshot again."""
+    revision = ingested._revision()
+    before = published(ingested)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the snapshot was built again")
+
+    monkeypatch.setattr(Snapshots, "build", refuse)
+    report = ingested.ingest([docs])
+    assert len(report.unchanged) == 2
+    assert ingested._revision() == revision and published(ingested) == before
+    assert "140" in ingested.ask("How many crates of tea did the harbour office log?").text
+    monkeypatch.undo()
+    # A change still makes a new revision.
+    (docs / "rope.md").unlink()
+    assert ingested.ingest([docs]).removed
+    assert ingested._revision() != revision
