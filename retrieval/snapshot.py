@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 #: Bumped when the layout changes: a snapshot of another format is rebuilt, never misread.
 FORMAT = 1
-_PAGE = 5000  # records per read from the store (as Store.all_chunks reads them)
 _COPY_ROWS = 16384  # sentence vectors reordered per block: bounded memory at any size
 _BLOB = "text_blob.bin"
 _VECTORS = "sent_vectors.npy"
@@ -199,7 +198,7 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     c_ends: list[int] = []
     spans: list[int] = [0]
     with open(directory / _BLOB, "wb") as blob:
-        for page in _pages(store, "chunks", ["metadatas", "documents"]):
+        for page in store.pages("chunks", ["metadatas", "documents"]):
             for cid, meta, text in zip(
                 page["ids"], page["metadatas"], page["documents"], strict=True
             ):
@@ -217,7 +216,7 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     width = 0
     raw_path = directory / ".vectors.raw"
     with open(raw_path, "wb") as raw:
-        for page in _pages(store, "sentences", ["metadatas", "embeddings"]):
+        for page in store.pages("sentences", ["metadatas", "embeddings"]):
             if page["ids"]:
                 vectors = np.asarray(page["embeddings"], dtype=np.float32)
                 vectors = vectors.reshape(len(page["ids"]), -1)
@@ -417,16 +416,6 @@ class _Texts(Sequence[str]):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         return bytes(self._blob[int(self._begin[i]) : int(self._end[i])]).decode()
-
-
-def _pages(store: Store, collection: str, include: list[str]) -> Iterator[dict]:
-    offset = 0
-    while True:
-        page = store.page(collection, include, offset, _PAGE)
-        yield page
-        if len(page["ids"]) < _PAGE:
-            return
-        offset += _PAGE
 
 
 def _array(path: Path) -> np.ndarray:

@@ -10,7 +10,7 @@ import functools
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -227,7 +227,7 @@ class Store:
     def sources(self) -> dict[str, int]:
         """Every stored document and its chunk count."""
         counts: dict[str, int] = {}
-        for _, meta, _ in self._iter_records(self.chunks, ["metadatas"]):
+        for _, meta, _ in self._iter_records("chunks", ["metadatas"]):
             counts[meta["source"]] = counts.get(meta["source"], 0) + 1
         return dict(sorted(counts.items()))
 
@@ -236,7 +236,7 @@ class Store:
         """Every chunk with its text (for the lexical index)."""
         return [
             Chunk(cid, meta["source"], int(meta["start"]), int(meta["end"]), text)
-            for cid, meta, text in self._iter_records(self.chunks, ["metadatas", "documents"])
+            for cid, meta, text in self._iter_records("chunks", ["metadatas", "documents"])
         ]
 
     @guarded
@@ -244,7 +244,7 @@ class Store:
         """Where every sentence is (no vectors): the corpus keeps these in memory."""
         return [
             SentenceRecord(sid, meta["source"], int(meta["start"]), int(meta["end"]))
-            for sid, meta, _ in self._iter_records(self.sentences, ["metadatas"])
+            for sid, meta, _ in self._iter_records("sentences", ["metadatas"])
         ]
 
     @guarded
@@ -298,9 +298,21 @@ class Store:
         target = self.chunks if collection == "chunks" else self.sentences
         return dict(target.get(include=include, limit=limit, offset=offset))
 
+    def pages(self, collection: str, include: list[str]) -> Iterator[dict]:
+        """Every record of ``collection``, a page (:meth:`page`) at a time."""
+        offset = 0
+        while True:
+            page = self.page(collection, include, offset, _GET_PAGE)
+            yield page
+            if len(page["ids"]) < _GET_PAGE:
+                return
+            offset += _GET_PAGE
+
     @guarded
     def chunk_ids(self) -> list[str]:
         """The id of every chunk (ids come from content: an edited document has new ones)."""
+        # Not through :meth:`pages`: ids alone are a check of a snapshot, not a read of
+        # the collection's contents.
         ids: list[str] = []
         while True:
             page = self.chunks.get(include=[], limit=_GET_PAGE, offset=len(ids))
@@ -342,17 +354,11 @@ class Store:
         for i in range(0, len(ids), _BATCH):
             target.delete(ids=ids[i : i + _BATCH])
 
-    @staticmethod
-    def _iter_records(collection: Any, include: list[str]) -> Iterable[tuple[str, dict, Any]]:
+    def _iter_records(self, collection: str, include: list[str]) -> Iterable[tuple[str, dict, Any]]:
         """(id, metadata, document or None) of every record, read page by page."""
-        offset = 0
-        while True:
-            page = collection.get(include=include, limit=_GET_PAGE, offset=offset)
+        for page in self.pages(collection, include):
             documents = page.get("documents") or [None] * len(page["ids"])
             yield from zip(page["ids"], page["metadatas"], documents, strict=True)
-            if len(page["ids"]) < _GET_PAGE:
-                return
-            offset += _GET_PAGE
 
 
 def collection_names(collection: str) -> tuple[str, str]:
