@@ -19,7 +19,8 @@ from qabot.types import Citation, Hit, Turn
 if TYPE_CHECKING:
     import numpy as np
 
-    from retrieval.search import Corpus, Retrieval
+    from retrieval.corpus import Corpus
+    from retrieval.search import Retrieval
 
 T = TypeVar("T")
 

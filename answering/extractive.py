@@ -37,9 +37,10 @@ from answering.asked import Kind, agents, asked_kind, has_kind
 from answering.background import BackgroundModel
 from answering.short import short_answer
 from qabot.types import Citation, Turn
+from retrieval.corpus import Corpus
 from retrieval.embeddings import TextEmbedder
 from retrieval.lexical import LexicalIndex, terms
-from retrieval.search import Corpus, Retrieval
+from retrieval.search import Retrieval
 from retrieval.store import SentenceRecord
 
 MAX_SENTENCES = 2

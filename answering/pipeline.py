@@ -24,9 +24,10 @@ from qabot.errors import InputError, StoreError
 from qabot.settings import Settings
 from qabot.types import Answer, IngestReport, Turn
 from retrieval import collection_record, embedders, indexer, seeding
+from retrieval.corpus import Corpus
 from retrieval.embeddings import TextEmbedder
 from retrieval.ingest_lock import IngestLock
-from retrieval.search import Corpus, HybridSearcher, Mode
+from retrieval.search import HybridSearcher, Mode
 from retrieval.snapshot import Snapshots
 from retrieval.store import Store, bump_revision, collection_names, open_client, read_revision
 from retrieval.web import WebRequest

@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 
 from qabot.errors import StoreError
+from retrieval.corpus import ARRAYS, Corpus, assemble
 from retrieval.lexical import LexicalIndex
-from retrieval.search import ARRAYS, Corpus, assemble
 from retrieval.store import Store
 
 try:

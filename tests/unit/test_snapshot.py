@@ -14,9 +14,9 @@ import pytest
 from answering.pipeline import Pipeline
 from qabot.settings import Settings
 from retrieval import snapshot
+from retrieval.corpus import Corpus
 from retrieval.ingest_lock import IngestLock
 from retrieval.lexical import LexicalIndex
-from retrieval.search import Corpus
 from retrieval.snapshot import Snapshots
 from retrieval.store import Store
 
