@@ -92,6 +92,18 @@ def open_store(
     )
 
 
+def nothing_fetched(fetched: WebFetch, collection: str) -> None:
+    """Raise :class:`InputError` when a rebuild's web request gave no page at all: emptying
+    the collection to ingest nothing would lose it for a site that is down."""
+    if any(result.document is not None for result in fetched.results):
+        return
+    failures = "; ".join(f"{r.path}: {r.error or 'unreadable'}" for r in fetched.results[:3])
+    raise InputError(
+        f"No web page could be fetched ({failures or 'nothing found'}): the rebuild stopped "
+        f"and collection {collection!r} is as it was."
+    )
+
+
 class Pipeline:
     """Retrieve, answer, verify. Heavy parts are built on first use and then reused.
 
@@ -257,7 +269,11 @@ class Pipeline:
     ) -> IngestReport:
         """Bring the collection in line with ``paths`` and the pages of ``web``.
 
-        ``rebuild`` empties the collection first (to change QABOT_EMBEDDINGS, for one).
+        ``rebuild`` empties the collection first (to change QABOT_EMBEDDINGS, for one): only
+        once the paths are checked and the pages fetched (a rebuild that fetched no page at
+        all stops there), and under the collection's ingest lock, so that it waits for a
+        running ingest and other ingests wait for it. A rebuild stopped before that leaves
+        the collection as it was.
         Ingests of one collection queue (across processes too); questions are answered
         meanwhile from the corpus as it was, and the new one replaces it when the ingest is
         complete. ``embedder``: another handle of the same model for the ingest's passages,
@@ -267,9 +283,10 @@ class Pipeline:
             if not path.exists():
                 raise InputError(f"No such file or directory: {path}")
         with self._lock:
-            if rebuild:
-                self._drop_collection()
-            _ = self.store  # opened first: a bad data directory fails before any work
+            # Opened first: a bad data directory fails before any work. A rebuild opens only
+            # the client: the collection may hold another model's vectors, which the store
+            # refuses; it is opened for the selected model once it is emptied.
+            _ = self._client() if rebuild else self.store
         fetched, cache = None, None
         if web is not None:  # outside the lock: questions are answered while pages load
             from retrieval.web import fetch_pages
@@ -287,14 +304,13 @@ class Pipeline:
             except BaseException:
                 cache.close()
                 raise
-        store = self.store
         try:
+            if rebuild and fetched is not None:
+                nothing_fetched(fetched, self.collection)
             with self._ingest_lock.hold():
                 self._ingesting = True
                 try:
-                    return self._sync(
-                        store, paths, progress, fetched, cache, embedder, rebuilt=rebuild
-                    )
+                    return self._sync(paths, progress, fetched, cache, embedder, rebuild=rebuild)
                 finally:
                     self._ingesting = False
         finally:
@@ -303,23 +319,27 @@ class Pipeline:
 
     def _sync(
         self,
-        store: Store,
         paths: Sequence[Path],
         progress: indexer.Progress | None,
         fetched: WebFetch | None,
         cache: WebCache | None,
         embedder: TextEmbedder | None,
         *,
-        rebuilt: bool = False,
+        rebuild: bool = False,
     ) -> IngestReport:
         """The ingest itself, under the collection's ingest lock; then the corpus swap.
 
-        An ingest that wrote and deleted nothing (``rebuilt``: the collection was emptied
-        first) leaves the revision as it is: every process keeps its corpus, and the
-        revision's snapshot is not built again (minutes at 100k chunks, for no change).
+        ``rebuild``: the collection is emptied first, here, under the lock. The corpus read
+        before keeps answering this process's questions until the new one is read.
+        An ingest that wrote and deleted nothing (and emptied nothing) leaves the revision as
+        it is: every process keeps its corpus, and the revision's snapshot is not built again
+        (minutes at 100k chunks, for no change).
         """
-        writes = store.writes
         try:
+            if rebuild:
+                self._drop_collection()
+            store = self.store
+            writes = store.writes
             report = indexer.sync(
                 store,
                 embedder or self.embedder,
@@ -340,7 +360,7 @@ class Pipeline:
             with contextlib.suppress(StoreError):
                 bump_revision(self.settings.data_dir, self.collection)
             raise
-        if store.writes != writes or rebuilt or self._stale:
+        if store.writes != writes or rebuild or self._stale:
             bump_revision(self.settings.data_dir, self.collection)
         # The new revision's snapshot, built once here, under the ingest lock: every process
         # that answers from the collection then opens it instead of reading the store.
@@ -352,16 +372,27 @@ class Pipeline:
             self._stale = True  # the next question reads it (or says why not)
         return report
 
+    def _client(self) -> object:
+        """The Chroma client of this pipeline's store (opened now if the store is not)."""
+        with self._lock:
+            if self._store is not None:
+                return self._store._client
+            return open_client(self.settings.data_dir, self.settings.qabot_chroma_url)
+
     def _drop_collection(self) -> None:
-        """Delete this corpus's chunks and sentences (``qabot ingest --rebuild``), then open
-        it again, empty, for the selected embedding model."""
-        if self._store is not None:
-            client = self._store._client
-        else:
-            client = open_client(self.settings.data_dir, self.settings.qabot_chroma_url)
-        collection_record.drop(client, collection_names(self.collection))
-        self._corpus = None
-        self._store = self._open_store(client)
+        """Delete this corpus's chunks and sentences (``qabot ingest --rebuild``, under the
+        ingest lock), then open it again, empty, for the selected embedding model.
+
+        The corpus in memory is kept: questions asked meanwhile are answered from it until
+        the rebuild's own corpus replaces it (:meth:`_sync`). Their dense chunk candidates
+        come from the store, which holds only what the rebuild wrote so far: chunks the old
+        corpus does not know are ignored by the search.
+        """
+        with self._lock:
+            client = self._client()
+            self._store = None  # its collections go now: opened anew if the drop fails
+            collection_record.drop(client, collection_names(self.collection))
+            self._store = self._open_store(client)
 
     def ensure_seeded(self, progress: indexer.Progress | None = None) -> IngestReport:
         """Ingest the seed documents into a collection never initialised (an empty report if
