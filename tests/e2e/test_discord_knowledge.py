@@ -5,6 +5,7 @@ the real bot from ``create_bot`` (no pipeline given) against a fake Discord with
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from bot.discord.app import QabotBot, create_bot
 from bot.discord.knowledge import server_collection
 from qabot.settings import PACKAGED_SEEDS, Settings
 from qabot.types import Turn
+from retrieval.ingest_lock import IngestLock
 from tests.fake_discord import Actor, FakeDiscord, FakeGuild, Request
 from tests.fake_discord.harness import custom_ids, is_post_to, running_bot
 
@@ -271,20 +273,38 @@ async def test_answers_keep_flowing_in_both_servers_during_a_long_ingest(
     assert "Added 1" in await ingest(fake, fake.owner, fake.channel_id, "pelicans.md", PELICANS)
     assert "Added 1" in await ingest(fake, b.owner, b.channel_id, "otters.md", OTTERS)
 
-    attachment = fake.add_attachment("harbour.md", long_document(150).encode())
-    long_ingest = await fake.slash(
-        "ingest", actor=fake.owner, channel_id=fake.channel_id, attachment=attachment
-    )
-    (first,) = await fake.wait_for(callback_of(fake, long_ingest))
-    assert first.body["type"] == 4 and "Indexing `harbour.md`" in first.content  # at once
-    await fake.wait_until(lambda: bot.ingests.busy(server_collection(int(fake.guild_id))))
+    # Another ingest of server A's collection (a `qabot ingest` elsewhere) holds the
+    # collection's ingest lock until both answers are in, so the bot's ingest is still
+    # under way while they are asked, however fast the machine embeds.
+    collection = server_collection(int(fake.guild_id))
+    held, release = threading.Event(), threading.Event()
 
-    in_a = await ask(fake, PELICAN_QUESTION, fake.alice, fake.channel_id)
-    in_b = await ask(fake, OTTER_QUESTION, b.member, b.channel_id)
-    assert "twenty metres" in in_a.content and "drift apart" in in_b.content
-    # both answered while the ingest was still running: nothing of harbour.md yet
-    assert not any(followup_of(long_ingest)(r) for r in fake.requests)
-    assert not any("harbour" in name for name in cited(in_a))
+    def other_ingest() -> None:
+        with IngestLock(bot.settings.data_dir, collection).hold():
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=other_ingest)
+    holder.start()
+    try:
+        assert held.wait(10)
+        attachment = fake.add_attachment("harbour.md", long_document(400).encode())
+        long_ingest = await fake.slash(
+            "ingest", actor=fake.owner, channel_id=fake.channel_id, attachment=attachment
+        )
+        (first,) = await fake.wait_for(callback_of(fake, long_ingest))
+        assert first.body["type"] == 4 and "Indexing `harbour.md`" in first.content  # at once
+        await fake.wait_until(lambda: bot.ingests.busy(collection))
+
+        in_a = await ask(fake, PELICAN_QUESTION, fake.alice, fake.channel_id)
+        in_b = await ask(fake, OTTER_QUESTION, b.member, b.channel_id)
+        assert "twenty metres" in in_a.content and "drift apart" in in_b.content
+        # both answered while the ingest was still running: nothing of harbour.md yet
+        assert not any(followup_of(long_ingest)(r) for r in fake.requests)
+        assert not any("harbour" in name for name in cited(in_a))
+    finally:
+        release.set()
+        holder.join()
 
     (result,) = await fake.wait_for(followup_of(long_ingest), timeout=300)
     assert "`harbour.md`: Added 1" in result.content and result.ephemeral

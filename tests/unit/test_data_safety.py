@@ -29,18 +29,15 @@ def long_text(n: int, tag: str = "") -> str:
 
 
 class CountingModel:
-    """The real e5 model, counting the texts it embeds and the size of each call."""
+    """The real e5 model (whichever engine), counting the texts it embeds and each call's size."""
 
-    def __init__(self, model) -> None:
-        self.model, self.texts, self.calls = model, [], []
+    def __init__(self, embed) -> None:
+        self.embed, self.texts, self.calls = embed, [], []
 
-    def passage(self, texts):
+    def __call__(self, texts):
         self.texts.extend(texts)
         self.calls.append(len(texts))
-        return self.model.passage(texts)
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
+        return self.embed(texts)
 
 
 @pytest.fixture
@@ -53,8 +50,8 @@ def small_batches(monkeypatch) -> int:
 @pytest.fixture
 def counting(monkeypatch) -> CountingModel:
     embedder = embeddings.get_embedder(2)
-    counter = CountingModel(embedder._model)
-    monkeypatch.setattr(embedder, "_engine", counter)  # ``_model`` loads and returns it
+    counter = CountingModel(embedder._embed)
+    monkeypatch.setattr(embedder, "_embed", counter)  # every passage the model embeds
     monkeypatch.setattr(embedder, "_cache", type(embedder._cache)())
     return counter
 
