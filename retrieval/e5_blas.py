@@ -40,9 +40,10 @@ import numpy as np
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 _METASPACE = "\u2581"
 _SPACES = re.compile(" {2,}")
-#: Padded tokens per forward pass: large enough that the matrix products run at BLAS speed
-#: (rows of a 384-wide product), small enough to keep the activations in a few MB.
-_BATCH_TOKENS = 4096
+#: Padded tokens per forward pass. Each core runs its own passes, so a pass should keep its
+#: activations in that core's cache (512 tokens: 3 MB at the feed-forward's widest) and
+#: a call's texts should make enough passes for both cores to stay busy.
+_BATCH_TOKENS = 512
 #: Attention scores per pass (batch x heads x length x length floats): 16M floats, 64 MB.
 _BATCH_SCORES = 16 * 2**20
 

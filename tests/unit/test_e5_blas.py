@@ -28,7 +28,9 @@ TEXTS = [
     "x",
 ]
 #: Longer than the 510 tokens the model reads at once: embedded window by window.
-LONG = " ".join(f"Sentence {i} of a long page about orbital mechanics and docking." for i in range(120))
+LONG = " ".join(
+    f"Sentence {i} of a long page about orbital mechanics and docking." for i in range(120)
+)
 
 
 @pytest.fixture(scope="module")
