@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # ---- web pages
     qabot_web_timeout: float = Field(20.0, gt=0, description="Seconds per page request.")
     qabot_web_max_pages: int = Field(200, ge=1, description="Page budget of one crawl.")
+    qabot_discord_web_private: bool = Field(
+        False,
+        description="Let /ingest url: fetch from private, loopback and link-local addresses.",
+    )
     # ---- end web pages
     qabot_chroma_url: str | None = Field(
         None, description="A Chroma server (http://host:port) instead of the embedded store."

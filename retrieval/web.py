@@ -50,6 +50,7 @@ from retrieval.loaders import (
     decode_text,
     normalise_text,
 )
+from retrieval.web_addresses import PublicOnlyTransport, private_address, refusal
 from retrieval.web_cache import CachedPage, WebCache
 
 try:
@@ -81,6 +82,9 @@ class WebRequest:
     urls: tuple[str, ...]
     crawl: bool = False
     max_pages: int = 200
+    #: Refuse hosts that are not globally routable (a Discord admin's request:
+    #: retrieval/web_addresses.py).
+    public_only: bool = False
 
 
 @dataclass(slots=True)
@@ -173,13 +177,15 @@ class _Page:
 class Fetcher:
     """One HTTP client, robots.txt per site, and the conditional-request cache."""
 
-    def __init__(self, cache: WebCache, timeout: float) -> None:
+    def __init__(self, cache: WebCache, timeout: float, public_only: bool = False) -> None:
         self.cache = cache
         self.timeout = timeout
+        self.public_only = public_only
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
+            transport=PublicOnlyTransport() if public_only else None,
         )
         self._robots: dict[str, tuple[RobotFileParser | None, float]] = {}
         self._last_request: dict[str, float] = {}
@@ -243,6 +249,11 @@ class Fetcher:
         for _ in range(MAX_REDIRECTS + 1):
             if scope is not None and current not in scope:
                 return _Page(url, current, error=f"redirects off the site to {current}")
+            if self.public_only:
+                parts = urlsplit(current)
+                address = private_address(parts.hostname or "", parts.port)
+                if address is not None:
+                    return _Page(url, current, error=refusal(parts.hostname or "", address))
             if not self.allowed(current):
                 unreadable = self._site(current)[0] is None
                 return _Page(url, current, error=self._refusal(current), transient=unreadable)
@@ -501,7 +512,7 @@ def fetch_pages(
     """Fetch every start URL of ``request``; failures are reported in the results, never raised."""
     roots = [check_url(u) for u in request.urls]
     out = WebFetch()
-    fetcher = Fetcher(cache, timeout)
+    fetcher = Fetcher(cache, timeout, request.public_only)
     budget = request.max_pages
     taken: set[str] = set()
     try:

@@ -47,6 +47,8 @@ async def start_bot(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[StartBot
             "discord_token": fake.token,
             "qabot_web_timeout": 0.5,
             "qabot_seeds": no_seeds,  # the collection holds only what the test ingests
+            # The fake site is on 127.0.0.1, which /ingest url: refuses unless allowed.
+            "qabot_discord_web_private": True,
         }
         settings = Settings(**(values | overrides))
         bot = create_bot(settings, pipeline=Pipeline(settings))
@@ -121,3 +123,16 @@ async def test_url_ingest_is_for_admins_and_needs_a_web_address(
     neither = await fake.slash("ingest", {}, actor=fake.owner)
     await fake.wait_for(lambda r: r.path.endswith(f"/{neither['token']}/callback"))
     assert "either a file or a url" in fake.for_interaction(neither)[0].content
+
+
+async def test_url_ingest_refuses_private_addresses_unless_the_operator_allows_them(
+    fake: FakeDiscord, start_bot: StartBot, site: FakeSite
+) -> None:
+    bot = await start_bot(qabot_discord_web_private=False)  # the default
+    url = f"{site.url}/docs/a.html"
+    interaction = await fake.slash("ingest", {"url": url}, actor=fake.owner)
+    (result,) = await fake.wait_for(result_of(fake, interaction))
+    assert "127.0.0.1 is a private or local address" in result.content
+    assert "QABOT_DISCORD_WEB_PRIVATE" in result.content
+    assert site.log == []  # not even robots.txt was requested
+    assert url not in bot.pipeline.sources()

@@ -162,7 +162,13 @@ class Admin(commands.Cog):
             await _reply(interaction, read_only(route))
             return
         await _reply(interaction, f"Indexing <{address}>…")
-        request = WebRequest((address,), crawl, self.bot.settings.qabot_web_max_pages)
+        settings = self.bot.settings
+        request = WebRequest(
+            (address,),
+            crawl,
+            settings.qabot_web_max_pages,
+            public_only=not settings.qabot_discord_web_private,
+        )
         self.bot.ingests.start(
             self._ingest(interaction, route.collection, [], f"<{address}>", web=request)
         )
@@ -183,7 +189,10 @@ class Admin(commands.Cog):
         files = [s for s in sources if not is_url(s)]
         present = [Path(s) for s in files if Path(s).exists()]
         missing = [s for s in files if not Path(s).exists()]
-        web = WebRequest(urls, max_pages=max(len(urls), 1)) if urls else None
+        public_only = not self.bot.settings.qabot_discord_web_private
+        web = (
+            WebRequest(urls, max_pages=max(len(urls), 1), public_only=public_only) if urls else None
+        )
         note = (
             f"\n{len(missing)} document(s) no longer on disk were kept as they were."
             if missing
