@@ -187,8 +187,18 @@ class Snapshots:
             os.close(fd)
 
 
-def write(store: Store, directory: Path, revision: str, location: str = "embedded") -> None:
-    """Write the snapshot of ``store`` as it is now into ``directory`` (created)."""
+def write(
+    store: Store,
+    directory: Path,
+    revision: str,
+    location: str = "embedded",
+    phase: Callable[[str], None] | None = None,
+) -> None:
+    """Write the snapshot of ``store`` as it is now into ``directory`` (created).
+
+    ``phase(name)`` is called as each step ends (``bench/snapshot_build.py`` measures them).
+    """
+    done = phase or (lambda name: None)
     directory.mkdir(parents=True)
     # Chunks: metadata in lists, texts straight to the blob (in the store's order; rows
     # point into it, so it never has to be reordered or held in memory).
@@ -208,6 +218,7 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
                 c_ends.append(int(meta["end"]))
                 spans.append(spans[-1] + blob.write((text or "").encode()))
         _flush(blob)
+    done("chunks")
     # Sentences: vectors to a scratch file in the store's order, reordered below.
     s_ids: list[str] = []
     s_sources: list[str] = []
@@ -231,6 +242,7 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
                 s_sources.append(meta["source"])
                 s_starts.append(int(meta["start"]))
                 s_ends.append(int(meta["end"]))
+    done("sentences")
     if not width:
         with contextlib.suppress(Exception):
             width = store.dimensions()
@@ -243,6 +255,7 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     arrays["text_end"] = offsets[1:][c_order]
     for name, array in arrays.items():
         np.save(directory / f"{name}.npy", array)
+    done("assemble")
 
     n = len(s_order)
     out = np.lib.format.open_memmap(directory / _VECTORS, "w+", np.float32, (n, width))
@@ -254,9 +267,14 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     out.flush()
     del out
     raw_path.unlink()
+    done("vectors")
 
     texts = _Texts(Blob(directory / _BLOB), arrays["text_begin"], arrays["text_end"])
-    LexicalIndex(texts).save(directory / "lexical")
+    lexical = LexicalIndex(texts)
+    done("lexical build")
+    lexical.save(directory / "lexical")
+    del lexical
+    done("lexical save")
 
     files = {
         str(p.relative_to(directory)): p.stat().st_size
@@ -280,6 +298,7 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     with open(directory / _MANIFEST, "w", encoding="utf-8") as f:
         json.dump(manifest, f)
         _flush(f)
+    done("manifest")
 
 
 def ids_digest(ids: Iterable[str]) -> str:
