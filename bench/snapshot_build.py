@@ -152,9 +152,9 @@ def compare(a: Path, b: Path) -> list[str]:
             continue
         if name == "manifest.json":
             ma, mb = (json.loads((d / name).read_text(encoding="utf-8")) for d in (a, b))
-            ma.pop("revision"), mb.pop("revision")
-            if ma != mb:
-                diffs.append("manifest.json differs")
+            keys = sorted(k for k in {*ma, *mb} if k != "revision" and ma.get(k) != mb.get(k))
+            if keys:
+                diffs.append(f"manifest.json differs: {', '.join(keys)}")
         else:
             diffs.append(f"{name} differs")
     if not all(f in identical for f in files_a if f.startswith("lexical/")):
@@ -202,7 +202,12 @@ def _compare_lexical(a: Path, b: Path) -> list[str]:
         ib = vb[term]
         cols = []
         for arr, i in ((arrays[0], ia), (arrays[1], ib)):
-            lo, hi = int(arr["indptr"][i]), int(arr["indptr"][i + 1])
+            # bm25s's empty term ("") is numbered past the matrix: no column, no scores.
+            lo, hi = (
+                (int(arr["indptr"][i]), int(arr["indptr"][i + 1]))
+                if i + 1 < len(arr["indptr"])
+                else (0, 0)
+            )
             cols.append((arr["indices"][lo:hi], arr["data"][lo:hi]))
         if not (
             np.array_equal(cols[0][0], cols[1][0]) and cols[0][1].tobytes() == cols[1][1].tobytes()
