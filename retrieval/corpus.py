@@ -9,7 +9,7 @@ and the answerers read it; nothing here queries the store.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
 
 import numpy as np
 
@@ -412,23 +412,54 @@ def assemble(
     orders that sort the chunk and the sentence records into rows (``records[order]``)."""
     names = sorted({*chunk_sources, *sent_sources}, key=str.encode)
     index = {name: d for d, name in enumerate(names)}
+
+    def table(
+        ids: Sequence[str], sources: Sequence[str], starts: Sequence[int], ends: Sequence[int]
+    ) -> Records:
+        return Records(
+            np.array([i.encode() for i in ids], dtype=_bytes_dtype(ids)),
+            np.array([index[s] for s in sources], dtype=np.int64),
+            np.array(starts, dtype=np.int64),
+            np.array(ends, dtype=np.int64),
+        )
+
+    return assemble_records(
+        names,
+        table(chunk_ids, chunk_sources, chunk_starts, chunk_ends),
+        table(sent_ids, sent_sources, sent_starts, sent_ends),
+    )
+
+
+class Records(NamedTuple):
+    """Records (chunks or sentences) in any order, as arrays: their ids (UTF-8, fixed width:
+    the longest id's), their documents (indexes into the sorted names), starts and ends."""
+
+    ids: np.ndarray
+    sources: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+def assemble_records(
+    names: Sequence[str], chunks: Records, sentences: Records
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """:func:`assemble` from records already in arrays (``names``: every document, sorted
+    by their UTF-8 bytes), as :mod:`retrieval.snapshot` collects them page by page."""
     arrays: dict[str, np.ndarray] = {
         "source_names": np.array([n.encode() for n in names], dtype=_bytes_dtype(names))
     }
     orders = []
-    for prefix, ids, sources, starts, ends in (
-        ("chunk", chunk_ids, chunk_sources, chunk_starts, chunk_ends),
-        ("sent", sent_ids, sent_sources, sent_starts, sent_ends),
-    ):
-        src = np.array([index[s] for s in sources], dtype=np.int64)
-        start = np.array(starts, dtype=np.int64)
+    for prefix, records in (("chunk", chunks), ("sent", sentences)):
+        src = np.asarray(records.sources, dtype=np.int64)
+        start = np.asarray(records.starts, dtype=np.int64)
         order = np.lexsort((start, src)) if len(src) else np.zeros(0, dtype=np.int64)
         src = src[order]
         arrays[f"{prefix}_ptr"] = np.searchsorted(src, np.arange(len(names) + 1)).astype(np.int64)
         arrays[f"{prefix}_start"] = start[order]
-        arrays[f"{prefix}_end"] = np.array(ends, dtype=np.int64)[order]
-        row_ids = RowIds.of([ids[int(i)] for i in order])
-        arrays[f"{prefix}_ids"], arrays[f"{prefix}_id_order"] = row_ids.ids, row_ids.order
+        arrays[f"{prefix}_end"] = np.asarray(records.ends, dtype=np.int64)[order]
+        ids = records.ids[order]
+        arrays[f"{prefix}_ids"] = ids
+        arrays[f"{prefix}_id_order"] = np.argsort(ids, kind="stable").astype(np.int64)
         if prefix == "chunk":
             arrays["chunk_source"] = src.astype(np.int32)
         orders.append(order)

@@ -36,6 +36,7 @@ import mmap
 import os
 import shutil
 import uuid
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from qabot.errors import StoreError
-from retrieval.corpus import ARRAYS, Corpus, assemble
+from retrieval.corpus import ARRAYS, Corpus, Records, assemble_records
 from retrieval.lexical import LexicalIndex
 from retrieval.store import Store
 
@@ -187,32 +188,43 @@ class Snapshots:
             os.close(fd)
 
 
-def write(store: Store, directory: Path, revision: str, location: str = "embedded") -> None:
-    """Write the snapshot of ``store`` as it is now into ``directory`` (created)."""
+def write(
+    store: Store,
+    directory: Path,
+    revision: str,
+    location: str = "embedded",
+    phase: Callable[[str], None] | None = None,
+) -> None:
+    """Write the snapshot of ``store`` as it is now into ``directory`` (created).
+
+    Bounded memory: each page read from the store leaves only flat arrays behind (its
+    records' ids, documents and offsets; no Python object per record), the texts and the
+    vectors go straight to files, and are read back with ``pread`` (a memory map of them
+    would count every page it touched against this process: ~1 GB at 100k chunks). Most of
+    what the process holds while it builds is Chroma's own index of each collection, loaded
+    by the first read of it (~0.9 GB at 100k chunks; the ingest before had loaded it).
+
+    ``phase(name)`` is called as each step ends (``bench/snapshot_build.py`` measures them).
+    """
+    done = phase or (lambda name: None)
     directory.mkdir(parents=True)
-    # Chunks: metadata in lists, texts straight to the blob (in the store's order; rows
-    # point into it, so it never has to be reordered or held in memory).
-    c_ids: list[str] = []
-    c_sources: list[str] = []
-    c_starts: list[int] = []
-    c_ends: list[int] = []
-    spans: list[int] = [0]
+    sources: dict[str, int] = {}  # every document, numbered in the order first read
+    # Chunks: texts straight to the blob (in the store's order; rows point into it, so it
+    # never has to be reordered or held in memory).
+    chunks = _Collected(sources)
+    spans = array("q", [0])
     with open(directory / _BLOB, "wb") as blob:
         for page in store.pages("chunks", ["metadatas", "documents"]):
-            for cid, meta, text in zip(
-                page["ids"], page["metadatas"], page["documents"], strict=True
-            ):
-                c_ids.append(cid)
-                c_sources.append(meta["source"])
-                c_starts.append(int(meta["start"]))
-                c_ends.append(int(meta["end"]))
+            chunks.add(page["ids"], page["metadatas"])
+            if len(page["documents"]) != len(page["ids"]):
+                raise StoreError("The store returned a page of ids and texts of different sizes.")
+            for text in page["documents"]:
                 spans.append(spans[-1] + blob.write((text or "").encode()))
+            del page
         _flush(blob)
+    done("chunks")
     # Sentences: vectors to a scratch file in the store's order, reordered below.
-    s_ids: list[str] = []
-    s_sources: list[str] = []
-    s_starts: list[int] = []
-    s_ends: list[int] = []
+    sentences = _Collected(sources)
     width = 0
     raw_path = directory / ".vectors.raw"
     with open(raw_path, "wb") as raw:
@@ -226,37 +238,49 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
                 # Unit length, so that a dot product is the cosine the store's index ranks by.
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
                 raw.write((vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32).tobytes())
-            for sid, meta in zip(page["ids"], page["metadatas"], strict=True):
-                s_ids.append(sid)
-                s_sources.append(meta["source"])
-                s_starts.append(int(meta["start"]))
-                s_ends.append(int(meta["end"]))
+                del vectors, norms
+            sentences.add(page["ids"], page["metadatas"])
+            del page
+    done("sentences")
     if not width:
         with contextlib.suppress(Exception):
             width = store.dimensions()
-    arrays, c_order, s_order = assemble(
-        c_ids, c_sources, c_starts, c_ends, s_ids, s_sources, s_starts, s_ends
+    names = sorted(sources, key=str.encode)
+    rank = np.zeros(len(names), dtype=np.int64)
+    rank[[sources[name] for name in names]] = np.arange(len(names), dtype=np.int64)
+    del sources
+    arrays, c_order, s_order = assemble_records(
+        names, chunks.records(rank), sentences.records(rank)
     )
-    del c_ids, c_sources, c_starts, c_ends, s_ids, s_sources, s_starts, s_ends
-    offsets = np.asarray(spans, dtype=np.int64)
+    del names, rank, chunks, sentences
+    offsets = np.frombuffer(spans, dtype=np.int64)
     arrays["text_begin"] = offsets[:-1][c_order]
     arrays["text_end"] = offsets[1:][c_order]
-    for name, array in arrays.items():
-        np.save(directory / f"{name}.npy", array)
+    del offsets, spans
+    for name, array_ in arrays.items():
+        np.save(directory / f"{name}.npy", array_)
+    done("assemble")
 
     n = len(s_order)
     out = np.lib.format.open_memmap(directory / _VECTORS, "w+", np.float32, (n, width))
+    header = out.offset
+    del out  # only the header and the file's size: the rows are written with pwrite
     if n and width:
-        src = np.memmap(raw_path, np.float32, "r", shape=(n, width))
-        for a in range(0, n, _COPY_ROWS):
-            out[a : a + _COPY_ROWS] = src[s_order[a : a + _COPY_ROWS]]
+        src = _File(raw_path)
+        with open(directory / _VECTORS, "r+b") as dst:
+            for a in range(0, n, _COPY_ROWS):
+                block = _read_rows(src, 0, (n, width), s_order[a : a + _COPY_ROWS])
+                _pwrite(dst.fileno(), block.tobytes(), header + a * 4 * width)
         del src
-    out.flush()
-    del out
     raw_path.unlink()
+    done("vectors")
 
     texts = _Texts(Blob(directory / _BLOB), arrays["text_begin"], arrays["text_end"])
-    LexicalIndex(texts).save(directory / "lexical")
+    lexical = LexicalIndex(texts)
+    done("lexical build")
+    lexical.save(directory / "lexical")
+    del lexical
+    done("lexical save")
 
     files = {
         str(p.relative_to(directory)): p.stat().st_size
@@ -280,6 +304,45 @@ def write(store: Store, directory: Path, revision: str, location: str = "embedde
     with open(directory / _MANIFEST, "w", encoding="utf-8") as f:
         json.dump(manifest, f)
         _flush(f)
+    done("manifest")
+
+
+class _Collected:
+    """The ids, documents, starts and ends of records read a page at a time, kept as flat
+    arrays (in lists of strings and ints, they held ~120 MB more at 100k chunks)."""
+
+    def __init__(self, sources: dict[str, int]) -> None:
+        self._sources = sources  # shared by chunks and sentences
+        self._ids: list[np.ndarray] = []  # a page's ids, UTF-8, as wide as its longest
+        self._source = array("q")
+        self._start = array("q")
+        self._end = array("q")
+
+    def add(self, ids: Sequence[str], metadatas: Sequence[Any]) -> None:
+        encoded = [i.encode() for i in ids]
+        self._ids.append(np.array(encoded, dtype=f"S{max(map(len, encoded), default=0) or 1}"))
+        for meta in metadatas:
+            self._source.append(self._sources.setdefault(meta["source"], len(self._sources)))
+            self._start.append(int(meta["start"]))
+            self._end.append(int(meta["end"]))
+        if len(self._source) != sum(len(page) for page in self._ids):
+            raise StoreError("The store returned a page of ids and metadata of different sizes.")
+
+    def records(self, rank: np.ndarray) -> Records:
+        """The records, documents numbered by ``rank`` (first-read number -> sorted one)."""
+        # Pages of different widths concatenate to the widest: :func:`assemble`'s width.
+        ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype="S1")
+        source = rank[np.frombuffer(self._source, dtype=np.int64)]
+        start = np.frombuffer(self._start, dtype=np.int64)
+        end = np.frombuffer(self._end, dtype=np.int64)
+        return Records(ids, source, start, end)
+
+
+def _pwrite(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 def ids_digest(ids: Iterable[str]) -> str:
@@ -390,17 +453,25 @@ class Rows(_File):
         return self.shape[0]
 
     def __getitem__(self, rows: np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
-        if not len(rows):
-            return out
-        if rows.min() < 0 or rows.max() >= self.shape[0]:
-            raise IndexError("row out of range")
-        cuts = np.flatnonzero(np.diff(rows) != 1) + 1
-        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(rows)], strict=True):
-            data = self.read(self._offset + int(rows[a]) * self._row, (b - a) * self._row)
-            out[a:b] = np.frombuffer(data, dtype=np.float32).reshape(b - a, self.shape[1])
+        return _read_rows(self, self._offset, self.shape, rows)
+
+
+def _read_rows(f: _File, offset: int, shape: tuple[int, int], rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of the float32 matrix of ``shape`` at ``offset`` in ``f``, one ``pread``
+    per run of consecutive rows."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    n, width = shape
+    out = np.empty((len(rows), width), dtype=np.float32)
+    if not len(rows):
         return out
+    row = 4 * width
+    if rows.min() < 0 or rows.max() >= n:
+        raise IndexError("row out of range")
+    cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+    for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(rows)], strict=True):
+        data = f.read(offset + int(rows[a]) * row, (b - a) * row)
+        out[a:b] = np.frombuffer(data, dtype=np.float32).reshape(b - a, width)
+    return out
 
 
 class _Texts(Sequence[str]):

@@ -379,3 +379,77 @@ def test_an_ingest_that_changes_nothing_keeps_the_revision_and_its_snapshot(
     (docs / "rope.md").unlink()
     assert ingested.ingest([docs]).removed
     assert ingested._revision() != revision
+
+
+def test_the_bm25_index_is_the_one_bm25s_builds_from_every_text_at_once() -> None:
+    """The index is built a text at a time (bounded memory), not from every text's term list
+    at once as ``bm25s.BM25.index`` wants them: it must be that same index, bit for bit."""
+    import bm25s
+
+    from retrieval.lexical import terms
+
+    texts = [
+        TEA,
+        ROPE,
+        "",
+        "the of and",  # stop words only: a text with no terms
+        "Café café cafe\u0301 CAFÉ, tea tea tea and rope",
+        "1911 1911 crates crate crating",
+        *(f"word{i % 7} word{i % 3} harbour {i}" for i in range(50)),
+    ]
+    for corpus in (texts, ["", "the"], [TEA], []):
+        expected = bm25s.BM25()
+        tokens = [terms(t) for t in corpus]
+        if any(tokens):
+            expected.index(tokens, show_progress=False)
+        index = LexicalIndex(corpus)
+        df: dict[str, int] = {}
+        for doc in tokens:
+            for t in set(doc):
+                df[t] = df.get(t, 0) + 1
+        assert list(index.df.items()) == list(df.items())
+        got = index._retriever
+        if not any(tokens):
+            assert index._empty and not hasattr(got, "scores")
+            continue
+        assert list(got.vocab_dict.items()) == list(expected.vocab_dict.items())
+        assert got.scores["num_docs"] == expected.scores["num_docs"] == len(corpus)
+        for name in ("data", "indices", "indptr"):
+            a, b = got.scores[name], expected.scores[name]
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert a.tobytes() == b.tobytes(), name
+        for query in ("tea crates", "café", "word3 harbour", "1911"):
+            assert np.array_equal(index.scores(query), expected.get_scores(terms(query)))
+
+
+def test_a_snapshot_read_in_small_pages_is_the_same_snapshot(
+    ingested: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build keeps each page of records as arrays (ids as wide as the page's longest):
+    pages of any size make the same files, byte for byte."""
+    from retrieval import store as store_module
+
+    revision = ingested._revision()
+    snapshot.write(ingested.store, tmp_path / "one", revision)
+    monkeypatch.setattr(store_module, "_GET_PAGE", 3)
+    steps: list[str] = []
+    snapshot.write(ingested.store, tmp_path / "small", revision, phase=steps.append)
+    assert steps == [
+        "chunks",
+        "sentences",
+        "assemble",
+        "vectors",
+        "lexical build",
+        "lexical save",
+        "manifest",
+    ]
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
+    assert files == sorted(
+        p.relative_to(tmp_path / "small") for p in (tmp_path / "small").rglob("*")
+    )
+    assert Path("manifest.json") in files and Path("sent_vectors.npy") in files
+    for name in files:
+        if (tmp_path / "one" / name).is_file():
+            one = (tmp_path / "one" / name).read_bytes()
+            assert one == (tmp_path / "small" / name).read_bytes(), name
+    assert ingested.store.sentences.count() > 3 * 2  # more than one page of sentences
