@@ -324,20 +324,38 @@ async def test_answers_keep_flowing_in_both_servers_during_a_long_ingest(
 async def test_two_ingests_of_one_knowledge_base_queue(
     fake: FakeDiscord, start_bot: StartBot
 ) -> None:
-    await start_bot()
-    first = await fake.slash(
-        "ingest",
-        actor=fake.owner,
-        attachment=fake.add_attachment("harbour.md", long_document(12).encode()),
-    )
-    await fake.wait_for(callback_of(fake, first))
-    second = await fake.slash(
-        "ingest", actor=fake.owner, attachment=fake.add_attachment("pelicans.md", PELICANS.encode())
-    )
-    (waiting,) = await fake.wait_for(
-        lambda r: r.method == "PATCH" and second["token"] in r.path and "waiting" in r.content,
-        timeout=60,
-    )
+    bot = await start_bot()
+    # A `qabot ingest` elsewhere holds the collection until the second /ingest has queued, so
+    # the first is still under way then, however fast the machine embeds.
+    held, release = threading.Event(), threading.Event()
+
+    def other_ingest() -> None:
+        with IngestLock(bot.settings.data_dir, server_collection(int(fake.guild_id))).hold():
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=other_ingest)
+    holder.start()
+    try:
+        assert held.wait(10)
+        first = await fake.slash(
+            "ingest",
+            actor=fake.owner,
+            attachment=fake.add_attachment("harbour.md", long_document(12).encode()),
+        )
+        await fake.wait_for(callback_of(fake, first))
+        second = await fake.slash(
+            "ingest",
+            actor=fake.owner,
+            attachment=fake.add_attachment("pelicans.md", PELICANS.encode()),
+        )
+        (waiting,) = await fake.wait_for(
+            lambda r: r.method == "PATCH" and second["token"] in r.path and "waiting" in r.content,
+            timeout=60,
+        )
+    finally:
+        release.set()
+        holder.join()
     (done_1,) = await fake.wait_for(followup_of(first), timeout=300)
     (done_2,) = await fake.wait_for(followup_of(second), timeout=300)
     assert done_1.at < done_2.at and "Added 1" in done_1.content and "Added 1" in done_2.content
