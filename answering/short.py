@@ -4,9 +4,11 @@ A reader wants "2028", not the 30 words around it; the sentence stays the citati
 is found the way a person scans a sentence for an answer: of the asked kind (a date for
 "when", ``answering.asked``), not made of the question's own words (the question already says
 those), and next to the words of the sentence that match the question (the answer sits
-beside what the question restates). For a question of no known kind the candidates are the
-runs of words the question does not use, cut at clause punctuation. When nothing fits, there
-is no short answer and the sentence itself is shown.
+beside what the question restates; nearness is counted in content words). For a question of
+no known kind the candidates are the runs of words the question does not use, cut at clause
+punctuation, each without a past tense or participle it starts with (the verb of the clause;
+the answer is the phrase after it). When nothing fits, there is no short answer and the
+sentence itself is shown.
 """
 
 from __future__ import annotations
@@ -83,6 +85,23 @@ def short_answer(
     weights = weights or dict.fromkeys(question_terms, 1.0)
     total = sum(weights.values()) or 1.0
     anchors = [i for i, hit in enumerate(in_question) if hit]
+    # How far apart two words are is counted in content words: "the port of Los Angeles" is
+    # as near "port" as "Los Angeles port" ("of the", "in a" set nothing apart). Clause
+    # punctuation counts as a word: the answer sits in the clause that restates the question.
+    content_before = [0]
+    breaks_before = [0]
+    for n, (start, _, word) in enumerate(words):
+        gap = sentence[words[n - 1][1] : start] if n else ""
+        content_before.append(content_before[-1] + (word.lower() not in _EDGE))
+        breaks_before.append(breaks_before[-1] + bool(_CLAUSE.search(gap)))
+
+    def apart(i: int, j: int) -> int:
+        lo, hi = min(i, j), max(i, j)
+        if hi == lo:
+            return 0
+        words_between = content_before[hi] - content_before[lo + 1]
+        return 1 + words_between + breaks_before[hi + 1] - breaks_before[lo + 1]
+
     bonus: dict[Span, float] = {}
     head_match = _HEAD.search(question)
     head = _stem(head_match.group(1)) if head_match else None
@@ -122,7 +141,7 @@ def short_answer(
         if len(inside) > MAX_WORDS:
             continue
         outside = [j for j in anchors if j not in inside]
-        distance = min((min(abs(j - i) for i in inside) for j in outside), default=len(words))
+        distance = min((min(apart(i, j) for i in inside) for j in outside), default=len(words))
         # Near the question's words first; among equals, the shorter (less to read) wins.
         score = -float(distance) - 0.05 * len(inside) + bonus.get(span, 0.0)
         if kind is Kind.OTHER:
@@ -196,6 +215,23 @@ def _with_unit(text: str, span: Span) -> Span:
     return span
 
 
+#: A past tense or participle ("used", "elected", "based"): the verb that starts a clause's
+#: predicate, not its answer. Lower case only (a name is a name); "-eed" words are mostly
+#: nouns ("speed", "seed") and "hundred" is a numeral.
+_PAST = re.compile(r"(?!hundred)[a-z]{2,}(?<!e)ed")
+
+
+def _verb(words: list[tuple[int, int, str]], i: int) -> bool:
+    """Whether ``words[i]`` is a past tense or participle used as a verb: followed by a
+    function word ("installed an engine", "based on") or following its subject ("the farms
+    cultivated beet"), not after an article or "is" as an adjective ("is smoked salmon")."""
+    if not _PAST.fullmatch(words[i][2]):
+        return False
+    after = words[i + 1][2].lower() if i + 1 < len(words) else None
+    before = words[i - 1][2].lower() if i else None
+    return after is None or after in _EDGE or (before is not None and before not in _EDGE)
+
+
 def _other_candidates(
     sentence: str, words: list[tuple[int, int, str]], in_question: list[bool]
 ) -> list[Span]:
@@ -204,6 +240,10 @@ def _other_candidates(
     run: list[int] = []
 
     def close() -> None:
+        # A noun phrase does not start with the verb of its clause: "used the big O notation"
+        # answers with "big O notation".
+        while run and (words[run[0]][2].lower() in _EDGE or _verb(words, run[0])):
+            run.pop(0)
         if run:
             trimmed = _trim(sentence, (words[run[0]][0], words[run[-1]][1]))
             if trimmed:
