@@ -147,8 +147,9 @@ def short_answer(
         if kind is Kind.OTHER:
             # A phrase with content says more than one stray word ("contrast", "believes").
             score += 0.5 * min(len(content), 3)
-            # English puts the new after the given: "named ROSS", "called the Island Spirit".
-            score += 0.5 * (inside[0] - 1 in anchors)
+            # English puts the new after the given: "named ROSS", "called the Island Spirit"
+            # (a question's word right before it, but for function words).
+            score += 0.5 * any(j < inside[0] and apart(j, inside[0]) == 1 for j in anchors)
             # English names an X right before the noun ("the San Andreas Fault", "major
             # business districts") or right after it ("the port of Los Angeles").
             if head is not None and any(

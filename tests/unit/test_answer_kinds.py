@@ -104,6 +104,13 @@ def test_nearness_to_the_question_words_is_counted_in_content_words() -> None:
     assert answer_of(sentence, "What did the mill's owners install later?") == ("electric turbine")
 
 
+def test_the_new_comes_after_the_given_across_function_words() -> None:
+    # "the red lantern" follows "brewery" with only "the" between: it is what the brewery
+    # was called; "stout" follows "brewed", which the question does not ask about.
+    sentence = "Its founders brewed stout beside the canal and called the brewery the red lantern."
+    assert answer_of(sentence, "What did the founders call the brewery?") == "red lantern"
+
+
 @pytest.mark.parametrize(
     ("sentence", "question", "expected"),
     [
