@@ -24,6 +24,9 @@ _WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
 _BREAK = re.compile(r"[,;:()\[\]\"“”—–]|\s-\s|\.(?:\s|$)")
 #: Where a clause ends (a quotation is part of the clause that quotes it).
 _CLAUSE = re.compile(r"[,;:()\[\]—–]|\s-\s|\.(?:\s|$)")
+#: Where a clause ends for what a bracket holds: the bracket is an aside in its clause
+#: ("the Russian Orbital Station (ROSS)").
+_OUTER = re.compile(r"[,;:—–]|\s-\s|\.(?:\s|$)")
 #: Words a short answer neither starts nor ends with ("in 1998" answers with "1998").
 _EDGE = frozenset(
     """a an the of in on at to by for from with and or but as is are was were be been being
@@ -32,6 +35,8 @@ _EDGE = frozenset(
     would will can could should may might must said says say he she they we you i me him them
     us our your my""".split()
 )
+#: Conjunctions that, after clause punctuation, start a new clause.
+_CONJUNCTIONS = frozenset(("and", "or", "but"))
 QUOTE_BONUS = 1.5
 #: What a name gains over a run of leftover words: as much as two words nearer the question's.
 NAME_BONUS = 2.0
@@ -52,6 +57,9 @@ CLAUSE_WEIGHT = 2.0
 MAX_WORDS = 12
 #: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
 _WITH_UNIT = re.compile(r"\bhow (much|long|far|old|big|large|high|tall|wide|deep|fast)\b", re.I)
+
+#: "How many X" counts the X the question names.
+_COUNT = re.compile(r"\bhow many\b", re.IGNORECASE)
 
 
 _QUOTED = re.compile(r"[\"“]([^\"“”]{3,120}?)[,.]?[\"”]")
@@ -86,14 +94,17 @@ def short_answer(
     total = sum(weights.values()) or 1.0
     anchors = [i for i, hit in enumerate(in_question) if hit]
     # How far apart two words are is counted in content words: "the port of Los Angeles" is
-    # as near "port" as "Los Angeles port" ("of the", "in a" set nothing apart). Clause
-    # punctuation counts as a word: the answer sits in the clause that restates the question.
+    # as near "port" as "Los Angeles port" ("of the", "in a" set nothing apart). A new
+    # clause (", and", "; but") counts as a word: the answer sits in the clause that restates
+    # the question. A bare comma or a bracket does not: it often opens an apposition, which
+    # names what stands before it ("his predecessor, Dmitry Rogozin", "Station (ROSS)").
     content_before = [0]
     breaks_before = [0]
     for n, (start, _, word) in enumerate(words):
         gap = sentence[words[n - 1][1] : start] if n else ""
         content_before.append(content_before[-1] + (word.lower() not in _EDGE))
-        breaks_before.append(breaks_before[-1] + bool(_CLAUSE.search(gap)))
+        new_clause = _CLAUSE.search(gap) and word.lower() in _CONJUNCTIONS
+        breaks_before.append(breaks_before[-1] + bool(new_clause))
 
     def apart(i: int, j: int) -> int:
         lo, hi = min(i, j), max(i, j)
@@ -157,6 +168,10 @@ def short_answer(
                 for j in (inside[0] - 1, inside[-1], inside[-1] + 1)
             ):
                 score += HEAD_BONUS
+        if kind is Kind.NUMBER and _COUNT.search(question):
+            # "How many European countries": the count stands right before what it counts
+            # ("11 European countries"), which the question names.
+            score += 0.5 * (inside[-1] + 1 < len(words) and in_question[inside[-1] + 1])
         if kind is Kind.PERSON and len(content) >= 2:
             # A person is named by first and last name; a lone capitalised word is as often
             # an organisation or a place ("Roscosmos", "Moscow").
@@ -183,8 +198,8 @@ def _clause_share(
     total: float,
 ) -> float:
     """The idf-weighted share of the question's terms in the clause around ``span``."""
-    start = max((m.end() for m in _CLAUSE.finditer(sentence, 0, span[0])), default=0)
-    after = _CLAUSE.search(sentence, span[1])
+    start = max((m.end() for m in _OUTER.finditer(sentence, 0, span[0])), default=0)
+    after = _OUTER.search(sentence, span[1])
     end = after.start() if after else len(sentence)
     found = {stems[i] for i, (s, e, _) in enumerate(words) if s >= start and e <= end}
     return sum(w for t, w in weights.items() if t in found) / total

@@ -111,6 +111,16 @@ def test_the_new_comes_after_the_given_across_function_words() -> None:
     assert answer_of(sentence, "What did the founders call the brewery?") == "red lantern"
 
 
+def test_how_many_is_answered_with_the_number_before_what_it_counts() -> None:
+    # "three" is as near the question's words ("hall for over"), but "14" stands before the
+    # "touring companies" the question counts.
+    sentence = (
+        "The orchestra has shared its hall for over three decades with a choir and 14 touring "
+        "companies."
+    )
+    assert answer_of(sentence, "How many touring companies share the orchestra's hall?") == "14"
+
+
 @pytest.mark.parametrize(
     ("sentence", "question", "expected"),
     [
