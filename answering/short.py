@@ -4,9 +4,11 @@ A reader wants "2028", not the 30 words around it; the sentence stays the citati
 is found the way a person scans a sentence for an answer: of the asked kind (a date for
 "when", ``answering.asked``), not made of the question's own words (the question already says
 those), and next to the words of the sentence that match the question (the answer sits
-beside what the question restates). For a question of no known kind the candidates are the
-runs of words the question does not use, cut at clause punctuation. When nothing fits, there
-is no short answer and the sentence itself is shown.
+beside what the question restates; nearness is counted in content words). For a question of
+no known kind the candidates are the runs of words the question does not use, cut at clause
+punctuation, each without a past tense or participle it starts with (the verb of the clause;
+the answer is the phrase after it). When nothing fits, there is no short answer and the
+sentence itself is shown.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ _WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
 _BREAK = re.compile(r"[,;:()\[\]\"“”—–]|\s-\s|\.(?:\s|$)")
 #: Where a clause ends (a quotation is part of the clause that quotes it).
 _CLAUSE = re.compile(r"[,;:()\[\]—–]|\s-\s|\.(?:\s|$)")
+#: Where a clause ends for what a bracket holds: the bracket is an aside in its clause
+#: ("the Russian Orbital Station (ROSS)").
+_OUTER = re.compile(r"[,;:—–]|\s-\s|\.(?:\s|$)")
 #: Words a short answer neither starts nor ends with ("in 1998" answers with "1998").
 _EDGE = frozenset(
     """a an the of in on at to by for from with and or but as is are was were be been being
@@ -30,6 +35,8 @@ _EDGE = frozenset(
     would will can could should may might must said says say he she they we you i me him them
     us our your my""".split()
 )
+#: Conjunctions that, after clause punctuation, start a new clause.
+_CONJUNCTIONS = frozenset(("and", "or", "but"))
 QUOTE_BONUS = 1.5
 #: What a name gains over a run of leftover words: as much as two words nearer the question's.
 NAME_BONUS = 2.0
@@ -50,6 +57,9 @@ CLAUSE_WEIGHT = 2.0
 MAX_WORDS = 12
 #: "how much", "how long"... want the unit too ("4.2 million kroner", "40 minutes").
 _WITH_UNIT = re.compile(r"\bhow (much|long|far|old|big|large|high|tall|wide|deep|fast)\b", re.I)
+
+#: "How many X" counts the X the question names.
+_COUNT = re.compile(r"\bhow many\b", re.IGNORECASE)
 
 
 _QUOTED = re.compile(r"[\"“]([^\"“”]{3,120}?)[,.]?[\"”]")
@@ -83,6 +93,26 @@ def short_answer(
     weights = weights or dict.fromkeys(question_terms, 1.0)
     total = sum(weights.values()) or 1.0
     anchors = [i for i, hit in enumerate(in_question) if hit]
+    # How far apart two words are is counted in content words: "the port of Los Angeles" is
+    # as near "port" as "Los Angeles port" ("of the", "in a" set nothing apart). A new
+    # clause (", and", "; but") counts as a word: the answer sits in the clause that restates
+    # the question. A bare comma or a bracket does not: it often opens an apposition, which
+    # names what stands before it ("his predecessor, Dmitry Rogozin", "Station (ROSS)").
+    content_before = [0]
+    breaks_before = [0]
+    for n, (start, _, word) in enumerate(words):
+        gap = sentence[words[n - 1][1] : start] if n else ""
+        content_before.append(content_before[-1] + (word.lower() not in _EDGE))
+        new_clause = _CLAUSE.search(gap) and word.lower() in _CONJUNCTIONS
+        breaks_before.append(breaks_before[-1] + bool(new_clause))
+
+    def apart(i: int, j: int) -> int:
+        lo, hi = min(i, j), max(i, j)
+        if hi == lo:
+            return 0
+        words_between = content_before[hi] - content_before[lo + 1]
+        return 1 + words_between + breaks_before[hi + 1] - breaks_before[lo + 1]
+
     bonus: dict[Span, float] = {}
     head_match = _HEAD.search(question)
     head = _stem(head_match.group(1)) if head_match else None
@@ -122,14 +152,15 @@ def short_answer(
         if len(inside) > MAX_WORDS:
             continue
         outside = [j for j in anchors if j not in inside]
-        distance = min((min(abs(j - i) for i in inside) for j in outside), default=len(words))
+        distance = min((min(apart(i, j) for i in inside) for j in outside), default=len(words))
         # Near the question's words first; among equals, the shorter (less to read) wins.
         score = -float(distance) - 0.05 * len(inside) + bonus.get(span, 0.0)
         if kind is Kind.OTHER:
             # A phrase with content says more than one stray word ("contrast", "believes").
             score += 0.5 * min(len(content), 3)
-            # English puts the new after the given: "named ROSS", "called the Island Spirit".
-            score += 0.5 * (inside[0] - 1 in anchors)
+            # English puts the new after the given: "named ROSS", "called the Island Spirit"
+            # (a question's word right before it, but for function words).
+            score += 0.5 * any(j < inside[0] and apart(j, inside[0]) == 1 for j in anchors)
             # English names an X right before the noun ("the San Andreas Fault", "major
             # business districts") or right after it ("the port of Los Angeles").
             if head is not None and any(
@@ -137,6 +168,10 @@ def short_answer(
                 for j in (inside[0] - 1, inside[-1], inside[-1] + 1)
             ):
                 score += HEAD_BONUS
+        if kind is Kind.NUMBER and _COUNT.search(question):
+            # "How many European countries": the count stands right before what it counts
+            # ("11 European countries"), which the question names.
+            score += 0.5 * (inside[-1] + 1 < len(words) and in_question[inside[-1] + 1])
         if kind is Kind.PERSON and len(content) >= 2:
             # A person is named by first and last name; a lone capitalised word is as often
             # an organisation or a place ("Roscosmos", "Moscow").
@@ -163,8 +198,8 @@ def _clause_share(
     total: float,
 ) -> float:
     """The idf-weighted share of the question's terms in the clause around ``span``."""
-    start = max((m.end() for m in _CLAUSE.finditer(sentence, 0, span[0])), default=0)
-    after = _CLAUSE.search(sentence, span[1])
+    start = max((m.end() for m in _OUTER.finditer(sentence, 0, span[0])), default=0)
+    after = _OUTER.search(sentence, span[1])
     end = after.start() if after else len(sentence)
     found = {stems[i] for i, (s, e, _) in enumerate(words) if s >= start and e <= end}
     return sum(w for t, w in weights.items() if t in found) / total
@@ -196,6 +231,23 @@ def _with_unit(text: str, span: Span) -> Span:
     return span
 
 
+#: A past tense or participle ("used", "elected", "based"): the verb that starts a clause's
+#: predicate, not its answer. Lower case only (a name is a name); "-eed" words are mostly
+#: nouns ("speed", "seed") and "hundred" is a numeral.
+_PAST = re.compile(r"(?!hundred)[a-z]{2,}(?<!e)ed")
+
+
+def _verb(words: list[tuple[int, int, str]], i: int) -> bool:
+    """Whether ``words[i]`` is a past tense or participle used as a verb: followed by a
+    function word ("installed an engine", "based on") or following its subject ("the farms
+    cultivated beet"), not after an article or "is" as an adjective ("is smoked salmon")."""
+    if not _PAST.fullmatch(words[i][2]):
+        return False
+    after = words[i + 1][2].lower() if i + 1 < len(words) else None
+    before = words[i - 1][2].lower() if i else None
+    return after is None or after in _EDGE or (before is not None and before not in _EDGE)
+
+
 def _other_candidates(
     sentence: str, words: list[tuple[int, int, str]], in_question: list[bool]
 ) -> list[Span]:
@@ -204,6 +256,10 @@ def _other_candidates(
     run: list[int] = []
 
     def close() -> None:
+        # A noun phrase does not start with the verb of its clause: "used the big O notation"
+        # answers with "big O notation".
+        while run and (words[run[0]][2].lower() in _EDGE or _verb(words, run[0])):
+            run.pop(0)
         if run:
             trimmed = _trim(sentence, (words[run[0]][0], words[run[-1]][1]))
             if trimmed:

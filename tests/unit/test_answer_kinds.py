@@ -82,6 +82,45 @@ def test_which_x_is_answered_with_the_span_that_names_an_x() -> None:
     )
 
 
+def test_a_what_answer_does_not_start_with_the_verb_of_its_clause() -> None:
+    # "cultivated" is the verb that ties the crop to the farms, not part of the crop.
+    sentence = (
+        "Most of the valley's farms grew barley, but the eastern farms cultivated sugar beet "
+        "for the refinery."
+    )
+    assert answer_of(sentence, "What crop did the eastern farms grow for the refinery?") == (
+        "sugar beet"
+    )
+
+
+def test_nearness_to_the_question_words_is_counted_in_content_words() -> None:
+    # "an" does not set "electric turbine" apart from "installed": it is the object, and
+    # nearer the question's words than "wheel powered grinding stones" once articles and
+    # prepositions are not counted.
+    sentence = (
+        "The old mill's wheel powered grinding stones, and the mill's owners later installed "
+        "an electric turbine."
+    )
+    assert answer_of(sentence, "What did the mill's owners install later?") == ("electric turbine")
+
+
+def test_the_new_comes_after_the_given_across_function_words() -> None:
+    # "the red lantern" follows "brewery" with only "the" between: it is what the brewery
+    # was called; "stout" follows "brewed", which the question does not ask about.
+    sentence = "Its founders brewed stout beside the canal and called the brewery the red lantern."
+    assert answer_of(sentence, "What did the founders call the brewery?") == "red lantern"
+
+
+def test_how_many_is_answered_with_the_number_before_what_it_counts() -> None:
+    # "three" is as near the question's words ("hall for over"), but "14" stands before the
+    # "touring companies" the question counts.
+    sentence = (
+        "The orchestra has shared its hall for over three decades with a choir and 14 touring "
+        "companies."
+    )
+    assert answer_of(sentence, "How many touring companies share the orchestra's hall?") == "14"
+
+
 @pytest.mark.parametrize(
     ("sentence", "question", "expected"),
     [
