@@ -4,9 +4,10 @@ the real bot from ``create_bot`` (no pipeline given) against a fake Discord with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,27 @@ def long_document(paragraphs: int) -> str:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def another_ingest(data_dir: Path, collection: str) -> Iterator[None]:
+    """Hold ``collection``'s ingest lock, as a `qabot ingest` elsewhere would, for the block:
+    the bot's own ingests of it wait meanwhile, however fast the machine embeds."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with IngestLock(data_dir, collection).hold():
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 @pytest.fixture
 async def two_servers(fake: FakeDiscord) -> FakeGuild:
     return fake.add_guild("Second Server")
@@ -277,17 +299,7 @@ async def test_answers_keep_flowing_in_both_servers_during_a_long_ingest(
     # collection's ingest lock until both answers are in, so the bot's ingest is still
     # under way while they are asked, however fast the machine embeds.
     collection = server_collection(int(fake.guild_id))
-    held, release = threading.Event(), threading.Event()
-
-    def other_ingest() -> None:
-        with IngestLock(bot.settings.data_dir, collection).hold():
-            held.set()
-            release.wait(60)
-
-    holder = threading.Thread(target=other_ingest)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with another_ingest(bot.settings.data_dir, collection):
         attachment = fake.add_attachment("harbour.md", long_document(400).encode())
         long_ingest = await fake.slash(
             "ingest", actor=fake.owner, channel_id=fake.channel_id, attachment=attachment
@@ -302,9 +314,6 @@ async def test_answers_keep_flowing_in_both_servers_during_a_long_ingest(
         # both answered while the ingest was still running: nothing of harbour.md yet
         assert not any(followup_of(long_ingest)(r) for r in fake.requests)
         assert not any("harbour" in name for name in cited(in_a))
-    finally:
-        release.set()
-        holder.join()
 
     (result,) = await fake.wait_for(followup_of(long_ingest), timeout=300)
     assert "`harbour.md`: Added 1" in result.content and result.ephemeral
@@ -327,17 +336,7 @@ async def test_two_ingests_of_one_knowledge_base_queue(
     bot = await start_bot()
     # A `qabot ingest` elsewhere holds the collection until the second /ingest has queued, so
     # the first is still under way then, however fast the machine embeds.
-    held, release = threading.Event(), threading.Event()
-
-    def other_ingest() -> None:
-        with IngestLock(bot.settings.data_dir, server_collection(int(fake.guild_id))).hold():
-            held.set()
-            release.wait(60)
-
-    holder = threading.Thread(target=other_ingest)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with another_ingest(bot.settings.data_dir, server_collection(int(fake.guild_id))):
         first = await fake.slash(
             "ingest",
             actor=fake.owner,
@@ -353,9 +352,6 @@ async def test_two_ingests_of_one_knowledge_base_queue(
             lambda r: r.method == "PATCH" and second["token"] in r.path and "waiting" in r.content,
             timeout=60,
         )
-    finally:
-        release.set()
-        holder.join()
     (done_1,) = await fake.wait_for(followup_of(first), timeout=300)
     (done_2,) = await fake.wait_for(followup_of(second), timeout=300)
     assert done_1.at < done_2.at and "Added 1" in done_1.content and "Added 1" in done_2.content
