@@ -47,78 +47,80 @@ def answer_of(sentence: str, question: str) -> str | None:
     return None if span is None else sentence[span[0] : span[1]]
 
 
-def test_a_what_question_is_answered_with_the_name_beside_its_words() -> None:
-    # "What" says nothing of the answer's form: the name next to the question's words is
-    # the short answer, not the whole sentence.
-    sentence = (
+#: Which span answers: (sentence, question, answer), one rule each.
+SPAN_RULES = [
+    # "What" says nothing of the answer's form: the name next to the question's words is the
+    # short answer, not the whole sentence.
+    pytest.param(
         "The largest stadium in Australia is the Melbourne Cricket Ground, which also hosts "
-        "the football finals."
-    )
-    assert answer_of(sentence, "What is the largest stadium in Australia?") == (
-        "Melbourne Cricket Ground"
-    )
-
-
-def test_who_did_it_is_the_name_after_the_question_verb_and_by() -> None:
+        "the football finals.",
+        "What is the largest stadium in Australia?",
+        "Melbourne Cricket Ground",
+        id="what-name-beside-its-words",
+    ),
     # "Yuri Borisov" is nearer the question's words, but "appointed by" says who did it.
-    sentence = "Yuri Borisov was appointed by the country's president Vladimir Putin last month."
-    assert answer_of(sentence, "Who appointed Borisov?") == "Vladimir Putin"
-
-
-def test_the_short_answer_comes_from_the_clause_that_restates_the_question() -> None:
+    pytest.param(
+        "Yuri Borisov was appointed by the country's president Vladimir Putin last month.",
+        "Who appointed Borisov?",
+        "Vladimir Putin",
+        id="who-did-it-after-verb-by",
+    ),
     # "Oban" is a name and nearer the island, but its clause says nothing of an export.
-    sentence = "Visitors arrive by ferry from Oban, and the island's main export is smoked salmon."
-    assert answer_of(sentence, "What is the island's main export?") == "smoked salmon"
-
-
-def test_which_x_is_answered_with_the_span_that_names_an_x() -> None:
+    pytest.param(
+        "Visitors arrive by ferry from Oban, and the island's main export is smoked salmon.",
+        "What is the island's main export?",
+        "smoked salmon",
+        id="clause-that-restates-the-question",
+    ),
     # "Which fault": the name that ends in "Fault", not the nearest new words.
-    sentence = (
+    pytest.param(
         "Many faults are able to produce a magnitude 6.7+ earthquake, such as the San Andreas "
-        "Fault, which can produce a magnitude 8.0 event."
-    )
-    assert answer_of(sentence, "Which fault can produce a magnitude 8.0 event?") == (
-        "San Andreas Fault"
-    )
-
-
-def test_a_what_answer_does_not_start_with_the_verb_of_its_clause() -> None:
+        "Fault, which can produce a magnitude 8.0 event.",
+        "Which fault can produce a magnitude 8.0 event?",
+        "San Andreas Fault",
+        id="which-x-names-an-x",
+    ),
     # "cultivated" is the verb that ties the crop to the farms, not part of the crop.
-    sentence = (
+    pytest.param(
         "Most of the valley's farms grew barley, but the eastern farms cultivated sugar beet "
-        "for the refinery."
-    )
-    assert answer_of(sentence, "What crop did the eastern farms grow for the refinery?") == (
-        "sugar beet"
-    )
-
-
-def test_nearness_to_the_question_words_is_counted_in_content_words() -> None:
-    # "an" does not set "electric turbine" apart from "installed": it is the object, and
-    # nearer the question's words than "wheel powered grinding stones" once articles and
-    # prepositions are not counted.
-    sentence = (
+        "for the refinery.",
+        "What crop did the eastern farms grow for the refinery?",
+        "sugar beet",
+        id="what-answer-without-its-clause-verb",
+    ),
+    # "an" does not set "electric turbine" apart from "installed": it is the object, and nearer
+    # the question's words than "wheel powered grinding stones" once articles and prepositions
+    # are not counted.
+    pytest.param(
         "The old mill's wheel powered grinding stones, and the mill's owners later installed "
-        "an electric turbine."
-    )
-    assert answer_of(sentence, "What did the mill's owners install later?") == ("electric turbine")
-
-
-def test_the_new_comes_after_the_given_across_function_words() -> None:
-    # "the red lantern" follows "brewery" with only "the" between: it is what the brewery
-    # was called; "stout" follows "brewed", which the question does not ask about.
-    sentence = "Its founders brewed stout beside the canal and called the brewery the red lantern."
-    assert answer_of(sentence, "What did the founders call the brewery?") == "red lantern"
-
-
-def test_how_many_is_answered_with_the_number_before_what_it_counts() -> None:
+        "an electric turbine.",
+        "What did the mill's owners install later?",
+        "electric turbine",
+        id="nearness-in-content-words",
+    ),
+    # "the red lantern" follows "brewery" with only "the" between: it is what the brewery was
+    # called; "stout" follows "brewed", which the question does not ask about.
+    pytest.param(
+        "Its founders brewed stout beside the canal and called the brewery the red lantern.",
+        "What did the founders call the brewery?",
+        "red lantern",
+        id="new-after-given-across-function-words",
+    ),
     # "three" is as near the question's words ("hall for over"), but "14" stands before the
     # "touring companies" the question counts.
-    sentence = (
+    pytest.param(
         "The orchestra has shared its hall for over three decades with a choir and 14 touring "
-        "companies."
-    )
-    assert answer_of(sentence, "How many touring companies share the orchestra's hall?") == "14"
+        "companies.",
+        "How many touring companies share the orchestra's hall?",
+        "14",
+        id="how-many-number-before-what-it-counts",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sentence", "question", "expected"), SPAN_RULES)
+def test_the_span_follows_its_rule(sentence: str, question: str, expected: str) -> None:
+    assert answer_of(sentence, question) == expected
 
 
 @pytest.mark.parametrize(
