@@ -134,11 +134,12 @@ def answerable(
     return enough
 
 
-#: Kinds of answer that a sentence states in a form of its own: a numeral (or a number word).
+#: Kinds of answer that a sentence states in a form of its own: a numeral (or a number word),
+#: an amount of money (a numeral with its currency).
 #: Times are not among them: English says "when" in too many forms (a date, "at eight every
 #: morning", "in years when the trees fruit", "after the war") for their absence to be read
 #: from a sentence's form, and a rule that tried refused real answers.
-_TYPED = (Kind.NUMBER,)
+_TYPED = (Kind.NUMBER, Kind.MONEY)
 #: A number the question gives ("17,786,914", "35° 48′"): numbers are never paraphrased.
 _NUMERAL = re.compile(r"\d(?:[\d,.]*\d)?")
 #: Words that deny what they go with. "Whether or not" and "may or may not" deny nothing.

@@ -21,11 +21,17 @@ class Kind(Enum):
     PERSON = "person"
     DATE = "date"
     NUMBER = "number"
+    MONEY = "money"
     PLACE = "place"
     OTHER = "other"
 
 
 Span = tuple[int, int]
+
+#: "what year" and "what was the year" ask the same: the copula and article may stand between
+#: the wh-word and the noun that names the kind. Only for nouns that name nothing but the kind
+#: ("What is the time complexity?" is no date, "What is the man doing?" no person).
+_THE = r"(?:(?:is|was|are|were) the )?"
 
 # First match wins: the longer, more specific phrases come before the bare wh-words.
 _KIND_PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = tuple(
@@ -39,10 +45,22 @@ _KIND_PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = tuple(
         (
             Kind.DATE,
             r"\bwhen\b|\b(what|which|in what|in which) "
-            r"(year|years|date|day|month|century|decade|era|period|time)\b",
+            r"(year|years|date|day|month|century|decade|era|period|time)\b"
+            rf"|\b(what|which|in what|in which) {_THE}(year|date|day|month|century|decade)\b",
         ),
+        # A price is said in money: "how much did it cost" wants "4.2 million kroner".
+        (
+            Kind.MONEY,
+            r"\bhow much\b[^?,;]*\b(cost|costs|costing|pay|pays|paid|spend|spends|spent|worth"
+            r"|charge|charges|charged|earn|earns|earned|raise|raised|invest|invested|owe|owed)\b"
+            r"|\bhow much money\b",
+        ),
+        (Kind.MONEY, rf"\b(what|which) {_THE}(cost|price|fee|fare|salary|wage)\b"),
         (Kind.NUMBER, r"\bhow (many|much|long|far|old|big|large|high|tall|wide|deep|often|fast)\b"),
-        (Kind.NUMBER, r"\b(what|which) (percentage|percent|number|proportion|amount)\b"),
+        (
+            Kind.NUMBER,
+            rf"\b(what|which) {_THE}(percentage|percent|number|proportion|amount|population)\b",
+        ),
         (Kind.PERSON, r"\bwho(m|se)?\b|\b(what|which) (person|man|woman|people)\b"),
         (
             Kind.PLACE,
@@ -141,6 +159,24 @@ def _numbers(text: str) -> list[Span]:
 
 
 _YEAR_ONLY = re.compile(r"1[0-9]{3}|20[0-9]{2}")
+_CURRENCY_BEFORE = re.compile(r"(?:\b[A-Z]{1,3})?[$€£¥]\s?$|\b(?:USD|EUR|GBP|JPY|CHF)\s?$")
+_CURRENCY_AFTER = re.compile(
+    r"\s?(?:dollars?|euros?|pounds?(?: sterling)?|yen|yuan|renminbi|rupees?|r[o]?ubles?|francs?"
+    r"|marks?|kron(?:er|or|a|e)|pesos?|lir[ae]|cents?|pence|shillings?|guilders?|dinars?"
+    r"|dirhams?|riyals?|rand|reais|USD|EUR|GBP|JPY|CHF)\b"
+)
+
+
+def money(text: str) -> list[Span]:
+    """Amounts of money: a number with a currency sign before it ("$5 million", "A$46
+    million") or a currency after it ("4.2 million kroner"), the currency included."""
+    out = []
+    for s, e in _numbers(text):
+        before = _CURRENCY_BEFORE.search(text, 0, s)
+        after = _CURRENCY_AFTER.match(text, e)
+        if text[s] in "$€£¥" or before or after:
+            out.append((before.start() if before else s, after.end() if after else e))
+    return out
 
 
 def names(text: str) -> list[Span]:
@@ -211,6 +247,8 @@ def spans(text: str, kind: Kind) -> list[Span]:
         return _dates(text)
     if kind is Kind.NUMBER:
         return _numbers(text)
+    if kind is Kind.MONEY:
+        return money(text)
     if kind is Kind.PERSON:
         return _people(text)
     if kind is Kind.PLACE:

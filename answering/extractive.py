@@ -93,6 +93,12 @@ class Candidate:
     restates: bool = False
     previous: tuple[int, int, str] | None = None  # the sentence before, when this leans on it
     passage: str = ""  # the retrieved passage the sentence was found in
+    # The sentence alone; ``similarity``, ``coverage`` and ``has_kind`` are those of what it
+    # says, with the sentence it leans on.
+    own_similarity: float = 0.0
+    own_coverage: float = 0.0
+    own_kind: bool = False
+    own_agent: bool = False
 
     @property
     def said(self) -> str:
@@ -100,18 +106,29 @@ class Candidate:
         return self.text if self.previous is None else f"{self.previous[2]} {self.text}"
 
     def score(self, background: float) -> float:
-        margin = self.similarity - background
+        return self._score(background, self.similarity, self.coverage, self.has_kind, self.agent)
+
+    def own_score(self, background: float) -> float:
+        """The score of the sentence alone, without the one it leans on."""
+        return self._score(
+            background, self.own_similarity, self.own_coverage, self.own_kind, self.own_agent
+        )
+
+    def _score(
+        self, background: float, similarity: float, cover: float, kind: bool, agent: bool
+    ) -> float:
+        margin = similarity - background
         # Coverage and margin live on different scales; the margin is divided by the
         # "clearly related" bar so that both reach 1.0 at their own threshold. The passage's
         # search rank is no term: the search ranked passages by the same evidence (words,
         # closeness) that coverage and margin measure for the sentence itself, and a rank
         # penalty sinks the answer of a passage that ranked lower on its other sentences.
         return (
-            self.coverage
+            cover
             + min(margin / MIN_MARGIN, MAX_MARGIN_SHARE)
             + 0.5 * self.context_coverage
-            + KIND_WEIGHT * self.has_kind
-            + AGENT_WEIGHT * self.agent
+            + KIND_WEIGHT * kind
+            + AGENT_WEIGHT * agent
             - RESTATES_PENALTY * self.restates
         )
 
@@ -226,6 +243,15 @@ def compose(
     # The span comes from the chosen sentence; a name it points back to ("She said"), from
     # the sentence before.
     order = [1] if best.previous is None else [2, 1]
+    if best.previous is not None:
+        # Of a pair, the span comes from the sentence that alone is the likelier answer:
+        # "It is a theoretical device ..." leans on "A Turing machine is a mathematical model
+        # of a general computing machine", which answers "What is the term for ...?" itself.
+        first = next(
+            (c for c in cands if (c.source, c.start) == (best.source, best.previous[0])), None
+        )
+        if first is not None and first.own_score(background) > best.own_score(background):
+            order = [1, 2]
     if not FUNCTION_WORDS.intersection(w.lower() for w in _WORDS.findall(question)):
         order = []  # not English: what it asks for cannot be read from its wh-words
     if best.previous is not None and kind is Kind.PERSON and _SUBJECT.match(best.text):
@@ -274,29 +300,43 @@ def candidates(
                 continue
             seen.add(key)
             before = None
+            own_sim = similarity = float(sims.get(record.id, 0.0))
+            own_said = said = own_cov + 0.5 * carried
             if leans_on_previous(text):
                 prev = corpus.sentence_before(record.source, record.start)
                 prev_text = prev and corpus.text(prev.source, prev.start, prev.end)
                 if prev is not None and prev_text:
                     before = (prev.start, prev.end, prev_text)
-            typed = has_kind(text, kind) if kind is not Kind.OTHER else False
+                    # It states the two together ("It was approved by 75% of voters" after
+                    # "The last attempt, the Pico Act of 1859, was passed ..."): the pair has
+                    # the words of both and is as close to the question as the closer one.
+                    said = coverage(weights, own | set(terms(prev_text)))
+                    similarity = max(similarity, float(sims.get(prev.id, similarity)))
+            own_kind = typed = has_kind(text, kind) if kind is not Kind.OTHER else False
             if not typed and before is not None and kind is Kind.PERSON:
                 typed = has_kind(before[2], kind)  # "She said": the name is just before
+            own_agent = agent = kind is Kind.PERSON and bool(agents(text, own_terms))
+            if not agent and before is not None and kind is Kind.PERSON:
+                agent = bool(agents(before[2], own_terms))
             out.append(
                 Candidate(
                     record.source,
                     record.start,
                     record.end,
                     text,
-                    float(sims.get(record.id, 0.0)),
-                    own_cov + 0.5 * carried,
+                    similarity,
+                    said,
                     ctx_cov,
                     hit.rank,
                     has_kind=typed,
-                    agent=kind is Kind.PERSON and bool(agents(text, own_terms)),
+                    agent=agent,
                     restates=bool(own) and own <= own_terms,
                     previous=before,
                     passage=hit.chunk.text,
+                    own_similarity=own_sim,
+                    own_coverage=own_said,
+                    own_kind=own_kind,
+                    own_agent=own_agent,
                 )
             )
     return out

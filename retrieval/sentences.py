@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 # A sentence ends at . ! ? (or their CJK forms), possibly followed by closing quotes or
-# brackets, when whitespace follows; a line break always ends one (headlines, list items).
+# brackets, when whitespace follows; a line break ends one too (headlines, list items) unless
+# the next line goes on in lowercase (hard-wrapped text).
 _BOUNDARY = re.compile(r"""([.!?。！？]+["'”’)\]]*)(\s+)|(\n+)""")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf no fig inc ltd co corp jan feb mar apr "
@@ -44,6 +45,10 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
             ):
                 continue
         else:
+            if match.group(3) == "\n" and text[match.end() : match.end() + 1].islower():
+                # A hard-wrapped line ("the cost of\nthe breakwater"): a new sentence, a
+                # headline or a list item does not start with a lowercase letter.
+                continue
             stop = match.start(3)
         _append_trimmed(text, cursor, stop, spans)
         cursor = match.end()

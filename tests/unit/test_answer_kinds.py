@@ -18,7 +18,15 @@ from evaluation.metrics import squad_tokens, token_f1, without_markers
         ("When should ROSS be operational?", Kind.DATE),
         ("In what year was the lighthouse automated?", Kind.DATE),
         ("How many cars will it carry?", Kind.NUMBER),
-        ("How much did the repairs cost?", Kind.NUMBER),
+        ("How much did the repairs cost?", Kind.MONEY),
+        ("What was the price of a ticket?", Kind.MONEY),
+        ("How much water does the town use?", Kind.NUMBER),
+        # The copula and article may stand between the wh-word and the kind's noun.
+        ("What was the percentage of voters in favour?", Kind.NUMBER),
+        ("What was the year the pier opened?", Kind.DATE),
+        # ... but not before a noun that also names other things.
+        ("What is the time complexity of the search?", Kind.OTHER),
+        ("What is the man in the painting holding?", Kind.OTHER),
         ("Where is the Island Spirit being built?", Kind.PLACE),
         ("What station does Russia plan to build?", Kind.OTHER),
         # A leading "when" is a conjunction when the question comes after the comma.
@@ -40,6 +48,23 @@ def test_spans_of_each_kind_are_found_by_their_form() -> None:
     assert "Margit Holm" in got[Kind.PERSON]
     assert got[Kind.REASON] == ["because storms had cracked the stairwell"]
     assert not has_kind("The statement was vague about it.", Kind.REASON)
+    assert got[Kind.MONEY] == ["4.2 million kroner"]
+
+
+@pytest.mark.parametrize(
+    ("text", "amounts"),
+    [
+        (
+            "The catch brought in A$46 million, and lobster $13.7 million.",
+            ["A$46 million", "$13.7 million"],
+        ),
+        ("Tickets cost €20 or 150 kronor; a pass costs US$ 5.", ["€20", "150 kronor", "US$ 5"]),
+        # A count is no price: a cost is said in money.
+        ("It will carry 60 cars and 300 passengers.", []),
+    ],
+)
+def test_an_amount_of_money_is_a_number_with_its_currency(text: str, amounts: list[str]) -> None:
+    assert [text[s:e] for s, e in spans(text, Kind.MONEY)] == amounts
 
 
 def answer_of(sentence: str, question: str) -> str | None:

@@ -59,6 +59,17 @@ def test_sentence_spans_handle_abbreviations_and_lines():
     ]
 
 
+def test_a_hard_wrapped_sentence_is_one_sentence():
+    # A line that goes on in lowercase continues the sentence; a headline, a list item and a
+    # new sentence start otherwise.
+    text = "Notes\nThe act was passed after a debate about the cost of\nthe breakwater.\n- one item"
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "Notes",
+        "The act was passed after a debate about the cost of\nthe breakwater.",
+        "- one item",
+    ]
+
+
 @pytest.mark.parametrize("path", SEED_FILES, ids=lambda p: p.name)
 def test_sentence_offsets_round_trip(path):
     doc = load_path(path)
