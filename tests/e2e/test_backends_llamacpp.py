@@ -68,16 +68,22 @@ def _request() -> AnswerRequest:
 @needs_local
 def test_packaged_model_structured_reply_is_json_and_verified():
     """llama.cpp holds the reply to the schema, quotes included: it always parses, and every
-    quote is one of the chunk's sentences; the claim text shown is in its quote."""
+    quote is one of the chunk's sentences; a claim is kept only if its text is in its quote
+    (a 135M model's often is not: then nothing is kept and the pipeline shows the extractive
+    answer)."""
     reply = _model("on").stream(_request())
     deltas = list(reply)
     draft = reply.result()  # raises Unavailable if the JSON did not parse
-    assert draft.citations or draft.abstained
+    assert draft.citations or draft.abstained or draft.dropped
     for c in draft.citations:
         assert DOC[c.start : c.end] == c.excerpt and f"[{c.n}]" in draft.text
         assert c.excerpt in {DOC[: DOC.index("2024.") + 5], DOC[DOC.index("Russia plans") :]}
+        claim = draft.text.split(f" [{c.n}]")[0].split("] ")[-1].strip().lower()
+        assert claim in c.excerpt.lower(), (claim, c.excerpt)
     if draft.citations:
         assert deltas
+    else:
+        assert draft.text == ""
 
 
 @needs_local

@@ -116,17 +116,27 @@ def test_same_quote_twice_is_one_citation():
     assert checked.text == f"Every six months [1]. {quote[:-1]} [1]."
 
 
-def test_given_quotes_show_only_text_found_in_the_quote():
+def test_given_quotes_keep_only_claims_whose_text_is_in_their_quote():
     sentence = "Roscosmos plans to build its own station by 2028."
     kept = check_claims([Claim(1, sentence, "by 2028")], PACKED, lookup, quotes_given=True)
-    assert kept.text == "by 2028 [1]"
+    assert kept.text == "by 2028 [1]" and kept.dropped == 0
+    # The grammar made the quote verbatim; the claim is what the model says, and its quote
+    # does not say it: neither is shown, and with nothing left the extractive answer is.
     rambling = check_claims(
         [Claim(1, sentence, "Roscosmos has cooperated for 20 years.")],
         PACKED,
         lookup,
         quotes_given=True,
     )
-    assert rambling.text == sentence[:-1] + " [1]."  # the quote is shown, not the claim
+    assert rambling.citations == [] and rambling.text == ""
+    assert rambling.dropped == 1 and not rambling.abstained
+
+
+def test_given_quotes_are_asked_for_after_the_answer():
+    # A grammar decodes in property order: the answer is written before a sentence is chosen.
+    schema = reply_schema(True, quote_choices(PACKED))
+    assert list(schema["properties"]["claims"]["items"]["properties"]) == ["text", "chunk", "quote"]
+    assert list(reply_schema()["properties"]["claims"]["items"]["properties"])[-1] == "text"
 
 
 def test_no_claims_is_an_abstention():
