@@ -19,16 +19,25 @@ MIN_QUOTE_CHARS = 8
 
 def _pattern(quote: str) -> re.Pattern[str]:
     parts = []
-    for word in quote.split():
+    words = quote.split()
+    # A model that quotes the middle of a sentence often makes it one: a capital first letter
+    # ("The US wants ..." for "... but the US wants ...") and a full stop after the last word.
+    # Neither changes what the words say; the excerpt shown is the text as stored.
+    if len(words) > 1 and words[-1][-1] in ".!?" and len(words[-1]) > 1:
+        words[-1] = words[-1][:-1]
+    for i, word in enumerate(words):
         escaped = re.escape(word)
         escaped = re.sub(r"['’‘]", "['’‘]", escaped)
         escaped = re.sub(r"[\"“”]", '["“”]', escaped)
+        if i == 0 and word[0].isalpha():
+            escaped = f"[{word[0].upper()}{word[0].lower()}]{escaped[1:]}"
         parts.append(escaped)
     return re.compile(r"\s+".join(parts))
 
 
 def locate(quote: str, text: str) -> tuple[int, int] | None:
-    """Where ``quote`` occurs in ``text``: exactly, else up to whitespace and quote marks."""
+    """Where ``quote`` occurs in ``text``: exactly, else up to whitespace, quote marks, the
+    case of its first letter and a full stop after it."""
     if len(quote) < MIN_QUOTE_CHARS:
         return None
     i = text.find(quote)

@@ -89,6 +89,18 @@ def test_quote_matching_tolerates_whitespace_and_quote_marks_only():
     assert locate("2024", text) is None  # too short to count as evidence
 
 
+def test_a_quote_made_into_a_sentence_is_found_as_stored():
+    # A capital first letter and a closing full stop added to the middle of a sentence: the
+    # excerpt is the stored words, without them.
+    text = "It runs until 2024, but the US wants to extend that for six more years, he said."
+    span = locate("The US wants to extend that for six more years.", text)
+    assert span is not None and text[span[0] : span[1]] == (
+        "the US wants to extend that for six more years"
+    )
+    assert locate("The US wants to extend it for six more years.", text) is None
+    assert locate("but The US wants", text) is None  # only the first letter's case
+
+
 def test_inline_quotes_and_missing_markers():
     checked = check(parse('Russia leaves "after 2024. It plans" [1].'), PACKED, lookup)
     assert checked.citations == [] and checked.dropped == 1  # spans two chunks: not in [1]
