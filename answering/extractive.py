@@ -10,6 +10,7 @@ For each sentence of the retrieved passages it combines two pieces of evidence:
   that background says "related"). This is what lets paraphrased and non-English questions
   be answered.
 
+A sentence that leans on the one before it ("It was approved by ...") is scored as the pair.
 The best sentence is the answer, with a second one when it adds question content the
 first lacks. When the evidence is too weak (``answering.abstention``) it abstains.
 """
@@ -301,7 +302,7 @@ def candidates(
             seen.add(key)
             before = None
             own_sim = similarity = float(sims.get(record.id, 0.0))
-            own_said = said = own_cov + 0.5 * carried
+            own_cover = cover = own_cov + 0.5 * carried
             if leans_on_previous(text):
                 prev = corpus.sentence_before(record.source, record.start)
                 prev_text = prev and corpus.text(prev.source, prev.start, prev.end)
@@ -310,7 +311,7 @@ def candidates(
                     # It states the two together ("It was approved by 75% of voters" after
                     # "The last attempt, the Pico Act of 1859, was passed ..."): the pair has
                     # the words of both and is as close to the question as the closer one.
-                    said = coverage(weights, own | set(terms(prev_text)))
+                    cover = coverage(weights, own | set(terms(prev_text)))
                     similarity = max(similarity, float(sims.get(prev.id, similarity)))
             own_kind = typed = has_kind(text, kind) if kind is not Kind.OTHER else False
             if not typed and before is not None and kind is Kind.PERSON:
@@ -325,7 +326,7 @@ def candidates(
                     record.end,
                     text,
                     similarity,
-                    said,
+                    cover,
                     ctx_cov,
                     hit.rank,
                     has_kind=typed,
@@ -334,7 +335,7 @@ def candidates(
                     previous=before,
                     passage=hit.chunk.text,
                     own_similarity=own_sim,
-                    own_coverage=own_said,
+                    own_coverage=own_cover,
                     own_kind=own_kind,
                     own_agent=own_agent,
                 )
