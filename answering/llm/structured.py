@@ -7,7 +7,8 @@ The model is asked (through its provider's own structured-output mechanism, see
 
 The shape is kept flat and short for small models: one list, three fields per item, the
 quote before the claim so that the model copies its evidence first and then states only what
-it copied. Nothing in the reply is trusted: every quote is located in the chunk it names (or,
+it copied (when the quotes are held to the chunks' sentences, the claim comes first: see
+:func:`reply_schema`). Nothing in the reply is trusted: every quote is located in the chunk it names (or,
 failing that, in another chunk the model was given: small models often name the neighbouring
 chunk's number) and then verified against the stored document by ``keep_verified``; a claim
 whose quote is found nowhere is dropped.
