@@ -8,10 +8,10 @@ The model is asked (through its provider's own structured-output mechanism, see
 The shape is kept flat and short for small models: one list, three fields per item, the
 quote before the claim so that the model copies its evidence first and then states only what
 it copied (when the quotes are held to the chunks' sentences, the claim comes first: see
-:func:`reply_schema`). Nothing in the reply is trusted: every quote is located in the chunk it names (or,
-failing that, in another chunk the model was given: small models often name the neighbouring
-chunk's number) and then verified against the stored document by ``keep_verified``; a claim
-whose quote is found nowhere is dropped.
+:func:`reply_schema`). Nothing in the reply is trusted: every quote is located in the chunk
+it names (or, failing that, in another chunk the model was given: small models often name the
+neighbouring chunk's number) and then verified against the stored document by
+``keep_verified``; a claim whose quote is found nowhere is dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from answering.citations import TextLookup, keep_verified, locate
 from answering.llm.prompt import PackedChunk
 from answering.llm.reply import Checked
 from answering.llm.retry import MalformedReply
-from qabot.types import Citation
+from qabot.types import Chunk, Citation
 from retrieval.sentences import sentence_spans
 
 #: The tool (Anthropic) / schema (OpenAI) name the reply is given under.
@@ -154,9 +154,11 @@ def check_claims(
 
     ``quotes_given``: the quotes were held to the chunks' sentences (see ``reply_schema``), so
     a quote passing says nothing about the model; the claim then holds only if its text is
-    found in its quote ("2028" in "... operational in 2028."). A claim whose text its quote
-    lacks is dropped like an unverified quote: the quote would support something the model
-    did not say, and the text is unsupported.
+    found in its quote ("2028" in "... operational in 2028."). When the quote lacks it but
+    exactly one sentence of the chunk the model named holds it, that sentence is the quote:
+    a grammar makes the model pick its sentence token by token, so a quote that opens like
+    the right one ("Vladimir ...") can end in another. Otherwise the claim is dropped like an
+    unverified quote: the text is unsupported.
     """
     given = {p.n: p.chunk for p in packed}
     order = [given[n] for n in sorted(given)]
@@ -172,6 +174,13 @@ def check_claims(
                 start, end = chunk.start + span[0], chunk.start + span[1]
                 citation = Citation(0, chunk.source, start, end, chunk.text[span[0] : span[1]])
                 break
+        if (
+            quotes_given
+            and named is not None
+            and citation is not None
+            and not _grounded(claim.text, citation.excerpt)
+        ):
+            citation = _sentence_holding(claim.text, named) or citation
         if citation is None:
             failed += 1
         else:
@@ -196,6 +205,15 @@ def check_claims(
         not claims or all(_ABSTAIN.match(c.text or c.quote) for c in claims)
     )
     return Checked(" ".join(pieces), citations, failed + unverified, abstained)
+
+
+def _sentence_holding(text: str, chunk: Chunk) -> Citation | None:
+    """The one sentence of ``chunk`` that holds ``text``; ``None`` if none or several do."""
+    holding = [(s, e) for s, e in sentence_spans(chunk.text) if _grounded(text, chunk.text[s:e])]
+    if len(holding) != 1:
+        return None
+    s, e = holding[0]
+    return Citation(0, chunk.source, chunk.start + s, chunk.start + e, chunk.text[s:e])
 
 
 def _grounded(text: str, excerpt: str) -> bool:

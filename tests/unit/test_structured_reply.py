@@ -132,6 +132,20 @@ def test_given_quotes_keep_only_claims_whose_text_is_in_their_quote():
     assert rambling.dropped == 1 and not rambling.abstained
 
 
+def test_given_quotes_a_wrong_sentence_of_the_named_chunk_gives_way_to_the_one_holding_the_text():
+    # Chunk 1 was named and only its first sentence holds "by 2028": that sentence is cited.
+    wrong = "It will orbit over the poles."
+    moved = check_claims([Claim(1, wrong, "by 2028")], PACKED, lookup, quotes_given=True)
+    assert moved.text == "by 2028 [1]" and moved.dropped == 0
+    assert moved.citations[0].excerpt == "Roscosmos plans to build its own station by 2028."
+    assert lookup("a.txt", moved.citations[0].start, moved.citations[0].end) == (
+        moved.citations[0].excerpt
+    )
+    # Held only by a sentence of another chunk than the one named: not moved, dropped.
+    other = check_claims([Claim(1, wrong, "in 1998")], PACKED, lookup, quotes_given=True)
+    assert other.citations == [] and other.dropped == 1
+
+
 def test_given_quotes_are_asked_for_after_the_answer():
     # A grammar decodes in property order: the answer is written before a sentence is chosen.
     schema = reply_schema(True, quote_choices(PACKED))
