@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
+from answering.abstention import missing_names
 from answering.answerer import AnswerRequest, Draft, Streaming, Unavailable
 from answering.llm.chat import ChatBackend, Message, StructuredChat, rejected
 from answering.llm.prompt import PackedChunk, answer_messages, condense_messages
@@ -61,8 +62,26 @@ def describe(error: BaseException) -> str:
     return type(error).__name__
 
 
-def _draft(checked: Checked) -> Draft:
-    return Draft(checked.text, checked.citations, checked.abstained, checked.dropped)
+def _draft(checked: Checked, request: AnswerRequest, packed: Sequence[PackedChunk]) -> Draft:
+    """The checked reply as a draft; its citations are dropped when the question names
+    something rare that none of the cited chunks mentions (the extractive answerer's near-miss
+    rule, ``answering.abstention.missing_names``): "When will Russia leave the Tiangong
+    station?" answered from a passage about the ISS answers another question. With nothing
+    left, the pipeline shows the extractive answer."""
+    draft = Draft(checked.text, checked.citations, checked.abstained, checked.dropped)
+    if not draft.citations:
+        return draft
+    cited = " ".join(
+        p.chunk.text
+        for p in packed
+        if any(
+            c.source == p.chunk.source and p.chunk.start <= c.start < p.chunk.end
+            for c in draft.citations
+        )
+    )
+    if missing_names(request.question, cited, request.corpus.lexical):
+        return Draft("", [], False, draft.dropped + len(draft.citations))
+    return draft
 
 
 def supports_structured(backend: ChatBackend) -> bool:
@@ -166,7 +185,9 @@ class ModelAnswerer:
 
     def _answer_free_text(self, request: AnswerRequest) -> Draft:
         messages, packed = self.messages(request.question, request.hits)
-        return _draft(check(parse(self._complete(messages)), packed, request.lookup))
+        return _draft(
+            check(parse(self._complete(messages)), packed, request.lookup), request, packed
+        )
 
     def _answer_structured(self, request: AnswerRequest) -> Draft:
         """A JSON reply; one that is not JSON of the schema's shape is retried (transient)."""
@@ -179,7 +200,7 @@ class ModelAnswerer:
             )
         except Exception as error:
             raise Unavailable(describe(error)) from error
-        return _draft(check_claims(claims, packed, request.lookup, bool(quotes)))
+        return _draft(check_claims(claims, packed, request.lookup, bool(quotes)), request, packed)
 
     def stream(self, request: AnswerRequest) -> Streaming[Draft]:
         """Text deltas of the answer as it is written, then the checked :class:`Draft`.
@@ -220,7 +241,7 @@ class ModelAnswerer:
                     shown = len(text)
         except Exception as error:
             raise Unavailable(describe(error)) from error
-        return _draft(check(parse(full), packed, request.lookup))
+        return _draft(check(parse(full), packed, request.lookup), request, packed)
 
     def _stream_structured(
         self, request: AnswerRequest, shown: list[str]
@@ -258,7 +279,7 @@ class ModelAnswerer:
                 self.policy.sleep(delay)
             except Exception as error:
                 raise Unavailable(describe(error)) from error
-        return _draft(check_claims(claims, packed, request.lookup, bool(quotes)))
+        return _draft(check_claims(claims, packed, request.lookup, bool(quotes)), request, packed)
 
     def _stream_with_retry(
         self, stream: Callable[[], Iterator[str]], whole: Callable[[], str]

@@ -72,9 +72,11 @@ Outcome = tuple[Draft | None, str | None, int]
 CORPUS = Corpus([Chunk(f"{s}#0", s, 0, len(t), t) for s, t in DOCS.items()])
 
 
-def run(model: ModelAnswerer, hits: list[Hit], stream: bool) -> tuple[list[str], Outcome]:
+def run(
+    model: ModelAnswerer, hits: list[Hit], stream: bool, question: str = QUESTION
+) -> tuple[list[str], Outcome]:
     """Ask ``model`` as the pipeline does, and check its draft as the pipeline does."""
-    request = AnswerRequest(QUESTION, Retrieval(hits, None), CORPUS)
+    request = AnswerRequest(question, Retrieval(hits, None), CORPUS)
     deltas: list[str] = []
     try:
         if stream:
@@ -129,6 +131,20 @@ def test_invented_quote_means_offline_fallback(server, provider, stream):
     assert checked is None
     assert dropped == 1
     assert "no verifiable citation" in notice
+
+
+def test_an_answer_from_passages_that_never_name_what_is_asked_about_is_not_shown(
+    server, provider, stream
+):
+    # The model cites a verbatim sentence about the ISS for a question about Tiangong, which
+    # no document names: a near miss, as the offline answerer judges one.
+    question = "When will Russia leave the Tiangong station?"
+    _, (checked, notice, dropped) = run(model_for(provider, server.url), HITS, stream, question)
+    assert checked is None and dropped == 1
+    assert "no verifiable citation" in (notice or "")
+    # The same reply to the question the passage does answer is shown.
+    _, (kept, _, _) = run(model_for(provider, server.url), HITS, stream)
+    assert kept is not None and kept.citations
 
 
 def test_marker_without_quote_is_not_supported(server, provider, stream):
