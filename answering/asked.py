@@ -161,7 +161,7 @@ def _numbers(text: str) -> list[Span]:
 _YEAR_ONLY = re.compile(r"1[0-9]{3}|20[0-9]{2}")
 _CURRENCY_BEFORE = re.compile(r"(?:\b[A-Z]{1,3})?[$€£¥]\s?$|\b(?:USD|EUR|GBP|JPY|CHF)\s?$")
 _CURRENCY_AFTER = re.compile(
-    r"\s?(?:dollars?|euros?|pounds?(?: sterling)?|yen|yuan|renminbi|rupees?|r[o]?ubles?|francs?"
+    r"\s?(?:dollars?|euros?|pounds?(?: sterling)?|yen|yuan|renminbi|rupees?|ro?ubles?|francs?"
     r"|marks?|kron(?:er|or|a|e)|pesos?|lir[ae]|cents?|pence|shillings?|guilders?|dinars?"
     r"|dirhams?|riyals?|rand|reais|USD|EUR|GBP|JPY|CHF)\b"
 )

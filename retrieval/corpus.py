@@ -33,9 +33,9 @@ class RowIds:
         self.order = order
 
     @classmethod
-    def of(cls, ids: Sequence[str]) -> RowIds:
-        encoded = np.array([i.encode() for i in ids], dtype=_bytes_dtype(ids))
-        return cls(encoded, np.argsort(encoded, kind="stable").astype(np.int64))
+    def of(cls, ids: np.ndarray) -> RowIds:
+        """The rows of ``ids`` (fixed-width UTF-8, in row order), their sorted order computed."""
+        return cls(ids, np.argsort(ids, kind="stable").astype(np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -457,9 +457,8 @@ def assemble_records(
         arrays[f"{prefix}_ptr"] = np.searchsorted(src, np.arange(len(names) + 1)).astype(np.int64)
         arrays[f"{prefix}_start"] = start[order]
         arrays[f"{prefix}_end"] = np.asarray(records.ends, dtype=np.int64)[order]
-        ids = records.ids[order]
-        arrays[f"{prefix}_ids"] = ids
-        arrays[f"{prefix}_id_order"] = np.argsort(ids, kind="stable").astype(np.int64)
+        row_ids = RowIds.of(records.ids[order])
+        arrays[f"{prefix}_ids"], arrays[f"{prefix}_id_order"] = row_ids.ids, row_ids.order
         if prefix == "chunk":
             arrays["chunk_source"] = src.astype(np.int32)
         orders.append(order)

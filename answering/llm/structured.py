@@ -174,13 +174,8 @@ def check_claims(
                 start, end = chunk.start + span[0], chunk.start + span[1]
                 citation = Citation(0, chunk.source, start, end, chunk.text[span[0] : span[1]])
                 break
-        if (
-            quotes_given
-            and named is not None
-            and citation is not None
-            and not _grounded(claim.text, citation.excerpt)
-        ):
-            citation = _sentence_holding(claim.text, named) or citation
+        if quotes_given and citation is not None and not _grounded(claim.text, citation.excerpt):
+            citation = _sentence_holding(claim.text, named) if named is not None else None
         if citation is None:
             failed += 1
         else:
@@ -192,9 +187,6 @@ def check_claims(
     pieces: list[str] = []
     for claim, c in found:
         if id(c) not in kept_ids:
-            continue
-        if quotes_given and not _grounded(claim.text, c.excerpt):
-            unverified += 1
             continue
         key = (c.source, c.start, c.end)
         if key not in numbers:

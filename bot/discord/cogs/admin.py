@@ -87,6 +87,14 @@ class Admin(commands.Cog):
     def __init__(self, bot: QabotBot) -> None:
         self.bot = bot
 
+    def _web(self, urls: tuple[str, ...], crawl: bool, max_pages: int) -> WebRequest:
+        """A web request made from Discord: public hosts only, unless the operator allows
+        others (``QABOT_DISCORD_WEB_PRIVATE``, see ``retrieval/web_addresses.py``)."""
+        from retrieval.web import WebRequest
+
+        public_only = not self.bot.settings.qabot_discord_web_private
+        return WebRequest(urls, crawl, max_pages, public_only=public_only)
+
     def uploads(self, collection: str) -> Path:
         """Where a knowledge base's uploads are kept (one folder each: two servers' files of
         one name never overwrite each other)."""
@@ -150,7 +158,7 @@ class Admin(commands.Cog):
         self.bot.ingests.start(self._ingest(interaction, route.collection, [path], f"`{name}`"))
 
     async def _ingest_url(self, interaction: discord.Interaction, url: str, crawl: bool) -> None:
-        from retrieval.web import WebRequest, check_url
+        from retrieval.web import check_url
 
         try:
             address = check_url(url)
@@ -162,13 +170,7 @@ class Admin(commands.Cog):
             await _reply(interaction, read_only(route))
             return
         await _reply(interaction, f"Indexing <{address}>…")
-        settings = self.bot.settings
-        request = WebRequest(
-            (address,),
-            crawl,
-            settings.qabot_web_max_pages,
-            public_only=not settings.qabot_discord_web_private,
-        )
+        request = self._web((address,), crawl, self.bot.settings.qabot_web_max_pages)
         self.bot.ingests.start(
             self._ingest(interaction, route.collection, [], f"<{address}>", web=request)
         )
@@ -181,7 +183,7 @@ class Admin(commands.Cog):
             await _reply(interaction, read_only(route))
             return
         await _reply(interaction, f"Re-reading the documents of `{route.collection}`…")
-        from retrieval.web import WebRequest, is_url
+        from retrieval.web import is_url
 
         pipeline = await asyncio.to_thread(self.bot.knowledge.pipeline, route.collection)
         sources = await asyncio.to_thread(pipeline.sources)
@@ -189,10 +191,7 @@ class Admin(commands.Cog):
         files = [s for s in sources if not is_url(s)]
         present = [Path(s) for s in files if Path(s).exists()]
         missing = [s for s in files if not Path(s).exists()]
-        public_only = not self.bot.settings.qabot_discord_web_private
-        web = (
-            WebRequest(urls, max_pages=max(len(urls), 1), public_only=public_only) if urls else None
-        )
+        web = self._web(urls, False, max(len(urls), 1)) if urls else None
         note = (
             f"\n{len(missing)} document(s) no longer on disk were kept as they were."
             if missing
