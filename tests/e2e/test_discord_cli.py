@@ -57,8 +57,11 @@ def test_feedback_summarises_votes(data_dir: Path) -> None:
     assert "Answers posted: 2" in text and "Who?" in text
 
 
+# Ctrl+C reaches the bot as it would from a terminal: a test run started as a background job
+# (``pytest &``) ignores SIGINT, and its children would inherit that and never stop.
 LAUNCH = """
-import sys, yarl, discord.gateway, discord.http
+import signal, sys, yarl, discord.gateway, discord.http
+signal.signal(signal.SIGINT, signal.default_int_handler)
 discord.http.Route.BASE = sys.argv[1]
 discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(sys.argv[2])
 from bot.cli import app
