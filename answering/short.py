@@ -67,6 +67,44 @@ _ASKS_YEAR = re.compile(r"\byears?\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})")
 
 
+#: A word and a word derived from it by a short suffix ("Russia" and "Russian", "America" and
+#: "Americans") share this many letters at least: below it, unrelated words share prefixes
+#: too ("plan" and "planet" would, at four).
+DERIVED_STEM = 5
+#: The longest suffix that derives one word from another ("-n", "-an", "-ese", "-ish").
+DERIVED_SUFFIX = 3
+#: A question that offers alternatives ("Russia or the US?") is answered with its own words.
+_ALTERNATIVES = re.compile(r"\bor\b", re.IGNORECASE)
+
+
+def from_question(term: str, question_terms: set[str]) -> bool:
+    """Whether ``term`` (a stemmed word) is one of ``question_terms`` or derived from one by a
+    short suffix: the stemmer keeps "russian" and "russia" apart, yet "Russia" says nothing
+    that "Russian rocket engines" had not said."""
+    if term in question_terms:
+        return True
+    for other in question_terms:
+        short, long = sorted((term, other), key=len)
+        if (
+            len(short) >= DERIVED_STEM
+            and len(long) - len(short) <= DERIVED_SUFFIX
+            and long.startswith(short)
+        ):
+            return True
+    return False
+
+
+def restates(answer: str, question: str) -> bool:
+    """Whether every content word of ``answer`` is one of the question's words (or derived
+    from one): such an answer repeats the question instead of answering it. A question that
+    offers alternatives is answered by one of them, so it never counts."""
+    said = terms(answer)
+    if not said or _ALTERNATIVES.search(question):
+        return False
+    asked = set(terms(question))
+    return all(from_question(term, asked) for term in said)
+
+
 def _words(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
 
@@ -90,6 +128,7 @@ def short_answer(
         return None
     stems = [_stem(w) for _, _, w in words]
     in_question = [stem in question_terms for stem in stems]
+    restated = [stem is not None and from_question(stem, question_terms) for stem in stems]
     weights = weights or dict.fromkeys(question_terms, 1.0)
     total = sum(weights.values()) or 1.0
     anchors = [i for i, hit in enumerate(in_question) if hit]
@@ -147,7 +186,7 @@ def short_answer(
             for i in inside
             if words[i][2].lower() not in stop_words() and words[i][2].lower() not in _EDGE
         ]
-        if not content or all(in_question[i] for i in content):
+        if not content or all(restated[i] for i in content):
             continue  # the question's own words are not its answer
         if len(inside) > MAX_WORDS:
             continue
@@ -187,6 +226,22 @@ def short_answer(
         if best is None or score > best[0]:
             best = (score, span)
     return best[1] if best else None
+
+
+#: Kinds whose answer a sentence states in a form of its own, which no reading of the
+#: question's words is needed to find: a date, a number, an amount of money.
+_SELF_EVIDENT = (Kind.DATE, Kind.NUMBER, Kind.MONEY)
+
+
+def only_span(sentence: str, kind: Kind) -> Span | None:
+    """The one span of ``kind`` in ``sentence``, for a question whose words cannot be matched
+    to the sentence's (one in another language): a sentence chosen for a "when" question that
+    states one date answers with it; with several, which one is meant is read from the words
+    around them, which such a question does not share, so there is none."""
+    if kind not in _SELF_EVIDENT:
+        return None
+    found = {t for t in (_trim(sentence, sp) for sp in spans(sentence, kind)) if t is not None}
+    return found.pop() if len(found) == 1 else None
 
 
 def _clause_share(

@@ -18,7 +18,7 @@ from answering.abstention import missing_names
 from answering.answerer import AnswerRequest, Draft, Streaming, Unavailable
 from answering.llm.chat import ChatBackend, Message, StructuredChat, rejected
 from answering.llm.prompt import PackedChunk, answer_messages, condense_messages
-from answering.llm.reply import Checked, check, parse, visible
+from answering.llm.reply import Checked, check, parse, visible, without_markers
 from answering.llm.retry import CutOffReply, MalformedReply, RetryPolicy, error_chain, status_of
 from answering.llm.structured import (
     check_claims,
@@ -27,6 +27,7 @@ from answering.llm.structured import (
     quote_choices,
     reply_schema,
 )
+from answering.short import restates
 from qabot.settings import Settings
 from qabot.types import Hit, Turn
 
@@ -63,14 +64,20 @@ def describe(error: BaseException) -> str:
 
 
 def _draft(checked: Checked, request: AnswerRequest, packed: Sequence[PackedChunk]) -> Draft:
-    """The checked reply as a draft; its citations are dropped when the question names
-    something rare that none of the cited chunks mentions (the extractive answerer's near-miss
-    rule, ``answering.abstention.missing_names``): "When will Russia leave the Tiangong
-    station?" answered from a passage about the ISS answers another question. With nothing
-    left, the pipeline shows the extractive answer."""
+    """The checked reply as a draft; its citations are dropped when it does not answer the
+    question asked. With nothing left, the pipeline shows the extractive answer.
+
+    Two rules of the extractive answerer say when: the answer only repeats the question's
+    own words (``answering.short.restates``: "Russia" for "Who can no longer buy Russian
+    rocket engines?", a cited sentence that holds "Russia" passes every quote check); or the
+    question names something rare that none of the cited chunks mentions (the near-miss rule,
+    ``answering.abstention.missing_names``): "When will Russia leave the Tiangong station?"
+    answered from a passage about the ISS answers another question."""
     draft = Draft(checked.text, checked.citations, checked.abstained, checked.dropped)
     if not draft.citations:
         return draft
+    if restates(without_markers(draft.text), request.question):
+        return Draft("", [], False, draft.dropped + len(draft.citations))
     cited = " ".join(
         p.chunk.text
         for p in packed

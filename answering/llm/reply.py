@@ -58,6 +58,11 @@ class Checked:
     abstained: bool
 
 
+def without_markers(text: str) -> str:
+    """``text`` as read, without its ``[n]`` citation markers."""
+    return _MARKERS.sub("", text)
+
+
 def visible(text: str) -> str:
     """The part of a (partial) reply a user should see while it streams: before ``Quotes:``."""
     match = _HEADING.search(text)

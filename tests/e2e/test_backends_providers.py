@@ -147,6 +147,25 @@ def test_an_answer_from_passages_that_never_name_what_is_asked_about_is_not_show
     assert kept is not None and kept.citations
 
 
+def test_an_answer_that_only_repeats_the_question_is_not_shown(server, provider, stream):
+    # "Russia" is in the quoted sentence, so the quote check passes, but the question said
+    # "Russian" already: the model answered nothing (measured with a 1.5B model on the seeds).
+    question = "Who plans to build its own Russian station?"
+    server.queue(Reply('Russia [1].\n\nQuotes:\n[1] "Russia said in 2022 that it would leave"'))
+    _, (checked, notice, dropped) = run(model_for(provider, server.url), HITS, stream, question)
+    assert checked is None and dropped == 1
+    assert "no verifiable citation" in (notice or "")
+    # A reply that names who does is shown.
+    server.queue(
+        Reply(
+            'Roscosmos [1].\n\nQuotes:\n[1] "Roscosmos plans to build its own Russian Orbital '
+            'Service Station (ROSS) by 2028"'
+        )
+    )
+    _, (kept, _, _) = run(model_for(provider, server.url), HITS, stream, question)
+    assert kept is not None and kept.text == "Roscosmos [1]."
+
+
 def test_marker_without_quote_is_not_supported(server, provider, stream):
     server.queue(Reply("Russia leaves after 2024 [1]."))
     _, (checked, notice, dropped) = run(model_for(provider, server.url), HITS, stream)

@@ -6,7 +6,7 @@ import pytest
 
 from answering.asked import Kind, asked_kind, has_kind, spans
 from answering.extractive import Candidate, leans_on_previous, question_terms
-from answering.short import short_answer
+from answering.short import restates, short_answer
 from evaluation.metrics import squad_tokens, token_f1, without_markers
 
 
@@ -189,6 +189,28 @@ def test_the_short_answer_is_a_span_of_the_asked_kind(
 def test_the_question_own_words_are_never_the_short_answer() -> None:
     # The only name is the one the question gives: there is no short answer, the sentence shows.
     assert answer_of("Kathy Lueders spoke on Tuesday.", "Who is Kathy Lueders?") is None
+
+
+def test_a_word_derived_from_the_question_s_is_not_the_short_answer_either() -> None:
+    # The stemmer keeps "Russian" and "Russia" apart; the question said it all the same.
+    sentence = "Russia stopped selling rocket engines to American businesses."
+    assert answer_of(sentence, "Who can no longer buy Russian rocket engines?") is None
+    sentence = "Americans buy rocket engines from America and from Russia."
+    assert answer_of(sentence, "Where do the Americans buy their rocket engines?") == "Russia"
+
+
+def test_an_answer_restates_the_question_only_with_its_own_words_or_words_derived_from_them() -> (
+    None
+):
+    question = "Who can no longer buy Russian rocket engines?"
+    assert restates("Russia", question)
+    assert restates("Russian rocket engines", question)
+    assert not restates("American businesses", question)
+    assert not restates("2028", question)
+    # Alternatives offered by the question are answered with its own words.
+    assert not restates("Russia", "Who sells the engines, Russia or the US?")
+    # Words that merely share a short prefix are not derived from each other.
+    assert not restates("planets", "Which plan was chosen?")
 
 
 def test_sentences_that_point_back_are_recognised() -> None:
