@@ -19,8 +19,9 @@ answerer needs this lexical fact beside them.
 Only *names* count: words the asker capitalised inside the sentence. Ordinary words are
 paraphrased all the time ("die" for "killed"), so a common word missing from the documents
 says little; a proper name is almost never paraphrased. The check is skipped when it cannot
-be read this way: a question that does not look like English prose (no English function
-words, e.g. German, where every noun is capitalised), or one written in capitals throughout.
+be read this way: a question that is not English (``answering.languages``: German capitalises
+every noun, and any language names things its own way, "Russland"), or one written in
+capitals throughout.
 A name within one edit of a word the documents use is taken as a typo of it ("Borisv").
 """
 
@@ -33,29 +34,20 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extractOne
 
 from answering.asked import Kind
+from answering.languages import ENGLISH, is_english
 from retrieval.lexical import LexicalIndex, nfc, terms
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 #: Discord mentions and @everyone/@here: addressing, not content.
 _MENTION = re.compile(r"<[@#][!&]?\d+>|@\w+")
-#: English closed-class words (question words, auxiliaries, pronouns, prepositions): a
-#: question that uses none of them is not read as English.
-FUNCTION_WORDS = frozenset(
-    """a an the and or but if of in on at to from by for with about after before into than
-    is are was were be been being do does did has have had can could will would shall should
-    may might must who whom whose what which when where why how many much this that these
-    those it its he she they we you i his her their our your my me him them us there not no
-    as so""".split()
-)
 #: Names shorter than this are not matched fuzzily: at 4 letters one edit reaches too many words.
 MIN_FUZZY_LENGTH = 5
 
 
 def _looks_like_english_prose(words: list[str]) -> bool:
-    has_function_word = any(w.lower() in FUNCTION_WORDS for w in words)
     capitalised = sum(1 for w in words[1:] if w[:1].isupper())
-    return has_function_word and 2 * capitalised <= len(words) - 1
+    return is_english(words) and 2 * capitalised <= len(words) - 1
 
 
 def question_names(question: str) -> list[str]:
@@ -74,7 +66,7 @@ def question_names(question: str) -> list[str]:
         if len(words) < 2 or not _looks_like_english_prose(words):
             continue
         for word in words[1:]:  # a sentence's first word is capitalised by grammar
-            if word[:1].isupper() and word.lower() not in FUNCTION_WORDS and word not in found:
+            if word[:1].isupper() and word.lower() not in ENGLISH and word not in found:
                 found.append(word)
     return found
 

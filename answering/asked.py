@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from answering.languages import is_english, words_of
 from retrieval.lexical import terms
 
 
@@ -71,9 +72,45 @@ _KIND_PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = tuple(
 )
 
 
+#: The question words of the other languages ``answering.languages`` tells apart (German,
+#: French, Spanish): a question in them is read by these, never by the English ones ("was"
+#: is German for "what", "who" nowhere). Spanish marks its question words with an accent
+#: ("cuándo"; "cuando" is "when" as a conjunction), French "où" ("ou" is "or"); "qui" asks
+#: "who" only at the start ("le pays qui ..." is a relative clause).
+_OTHER_KIND_PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern))
+    for kind, pattern in (
+        (
+            Kind.REASON,
+            r"\b(warum|wieso|weshalb|weswegen|pourquoi)\b|\bpor qué\b"
+            r"|\baus welchem grund\b|\bpour quelle raison\b",
+        ),
+        (
+            Kind.DATE,
+            r"\b(wann|quand|cuándo)\b|\bin welchem jahr\b|\ben quelle année\b|\ben qué año\b",
+        ),
+        (
+            Kind.MONEY,
+            r"\b(?:wie ?viel\w*|was) (kostet|kosten|kostete|kosteten)\b"
+            r"|\bcombien (coûte|coûtent|coute|coutent|a coûté|ont coûté)\b"
+            r"|\bcuánto (cuesta|cuestan|costó|costaron)\b",
+        ),
+        (
+            Kind.NUMBER,
+            r"\bwie (viele?|lange|alt|hoch|groß|gross|weit|oft|schnell|tief|breit)\b|\bwieviele?\b"
+            r"|\bcombien\b|\bcuánt[oa]s?\b",
+        ),
+        (Kind.PERSON, r"\b(wer|wen|wem|wessen|quién|quiénes)\b|^\W*(?:(?:à|de|avec|pour) )?qui\b"),
+        (Kind.PLACE, r"\b(wo|wohin|woher|dónde|adónde)\b|(?<!\w)où\b"),
+    )
+)
+
+
 def asked_kind(question: str) -> Kind:
     """The kind of answer ``question`` asks for (``OTHER`` when its words do not say)."""
     text = question.lower()
+    if not is_english(words_of(text)):
+        return next((k for k, p in _OTHER_KIND_PATTERNS if p.search(text)), Kind.OTHER)
     # "When extensive time is required, this represents what?": the clause after the comma
     # holds the question; the leading "when" was a conjunction.
     head, comma, tail = text.rpartition(",")

@@ -27,7 +27,6 @@ import numpy as np
 
 from answering.abstention import (
     ABSTAIN_TEXT,
-    FUNCTION_WORDS,
     MIN_COVERAGE,
     MIN_MARGIN,
     answerable,
@@ -36,7 +35,8 @@ from answering.abstention import (
 from answering.answerer import AnswerRequest, Draft, SentenceVectors, Streaming
 from answering.asked import Kind, agents, asked_kind, has_kind
 from answering.background import BackgroundModel
-from answering.short import short_answer
+from answering.languages import function_words, is_english, words_of
+from answering.short import only_span, short_answer
 from qabot.types import Citation, Turn
 from retrieval.corpus import Corpus
 from retrieval.embeddings import TextEmbedder
@@ -62,7 +62,6 @@ RESTATES_PENALTY = 0.5
 #: The earlier turn of a conversation counts at this share of the follow-up's own words: it
 #: says what "it" refers to, but the follow-up says what is asked.
 CONTEXT_WEIGHT = 0.4
-_WORDS = re.compile(r"\w+")
 _SUBJECT = re.compile(r"\W*(?:he|she|they)\b", re.IGNORECASE)
 #: Words that point back to the sentence before: "She described ...", "This came after ...".
 _LEANS = re.compile(
@@ -148,9 +147,11 @@ def weighted_terms(
 
 
 def question_terms(text: str) -> set[str]:
-    """The content terms of ``text``: closed-class words ("when", "should", "did") are the
-    question's grammar, not what it is about, even where a corpus rarely uses them."""
-    return set(terms(" ".join(w for w in _WORDS.findall(text) if w.lower() not in FUNCTION_WORDS)))
+    """The content terms of ``text``: closed-class words ("when", "should", "did"; "wann" in
+    a German question) are the question's grammar, not what it is about, even where a corpus
+    rarely uses them."""
+    closed = function_words(text)
+    return set(terms(" ".join(w for w in words_of(text) if w.lower() not in closed)))
 
 
 def _plain(answer: str) -> str:
@@ -253,8 +254,15 @@ def compose(
         )
         if first is not None and first.own_score(background) > best.own_score(background):
             order = [1, 2]
-    if not FUNCTION_WORDS.intersection(w.lower() for w in _WORDS.findall(question)):
-        order = []  # not English: what it asks for cannot be read from its wh-words
+    if not is_english(words_of(question)):
+        # The span is cut by English grammar, next to the question's words: a question in
+        # another language has none in the sentence to stand next to. A sentence that states
+        # one thing of the kind asked for ("2028" for "wann") answers with it all the same.
+        text = best.text
+        span = only_span(text, kind)
+        if span is not None:
+            return Draft(f"{text[span[0] : span[1]]} {markers}", citations)
+        order = []
     if best.previous is not None and kind is Kind.PERSON and _SUBJECT.match(best.text):
         order = [1, 2]  # "She described ...": who she is, the sentence before says
     for n in order:
