@@ -237,7 +237,13 @@ def names(text: str) -> list[Span]:
 
 def _people(text: str) -> list[Span]:
     # An all-capitals word is an acronym (NASA): an organisation, not a person.
-    return [(s, e) for s, e in names(text) if not text[s:e].isupper() or e - s <= 1]
+    named = [(s, e) for s, e in names(text) if not text[s:e].isupper() or e - s <= 1]
+    groups = [m.span() for m in GROUP.finditer(text)]
+    return sorted(set(named) | set(groups))
+
+
+#: "American businesses", "Norman mercenaries": a people's adjective before a plural noun.
+GROUP = re.compile(r"\b[A-Z]\w*(?:an|ian|ese|ish|ic)\s+[a-z]+s\b")
 
 
 def _places(text: str) -> list[Span]:
@@ -245,7 +251,7 @@ def _places(text: str) -> list[Span]:
 
 
 #: "Russian space", "American businesses": a capitalised adjective before a plain noun.
-ADJECTIVE = re.compile(r"[A-Z]\w*(?:an|ian|ese|ish|ic)\s+[a-z]")
+ADJECTIVE = re.compile(r"[A-Z]\w*(?:an|ian|ese|ish|ic)(?:\s+|-)[a-z]")
 #: "<verb> by": a passive verb and, after it, who did it.
 _BY = re.compile(r"\b(\w+)\s+by\s+")
 #: How far after "by" the doer's name may start: room for a title ("Russian president ").

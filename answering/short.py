@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from answering.asked import ADJECTIVE, Kind, Span, agents, names, spans
+from answering.asked import ADJECTIVE, GROUP, Kind, Span, agents, names, spans
 from retrieval.lexical import stop_words, terms
 
 _WORD = re.compile(r"\w[\w'’.,-]*\w|\w")
@@ -174,7 +174,11 @@ def short_answer(
         if kind is Kind.DATE and _ASKS_YEAR.search(question):
             found = [sp for sp in found if _YEAR.search(sentence[sp[0] : sp[1]])]
         if kind is Kind.PERSON:
-            found = [sp for sp in found if not ADJECTIVE.match(sentence, sp[0])]
+            found = [
+                sp
+                for sp in found
+                if not ADJECTIVE.match(sentence, sp[0]) or GROUP.fullmatch(sentence, *sp)
+            ]
             # "Who appointed him?": the name after "appointed by" did it.
             for span in agents(sentence, question_terms):
                 bonus[span] = AGENT_BONUS

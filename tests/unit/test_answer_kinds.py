@@ -193,10 +193,23 @@ def test_the_question_own_words_are_never_the_short_answer() -> None:
 
 def test_a_word_derived_from_the_question_s_is_not_the_short_answer_either() -> None:
     # The stemmer keeps "Russian" and "Russia" apart; the question said it all the same.
-    sentence = "Russia stopped selling rocket engines to American businesses."
+    sentence = "Russia stopped selling rocket engines in 2022."
     assert answer_of(sentence, "Who can no longer buy Russian rocket engines?") is None
     sentence = "Americans buy rocket engines from America and from Russia."
     assert answer_of(sentence, "Where do the Americans buy their rocket engines?") == "Russia"
+
+
+def test_who_is_answered_by_a_group_a_people_s_adjective_names() -> None:
+    # "Who" asks for people, and English names a group by its people's adjective before a
+    # plural noun; "Russian-built" is an adjective too, not the first name of a person.
+    sentence = (
+        "Russian rocket engines are no longer sold to American businesses, and the spaceport "
+        "no longer launches Russian-built Soyuz rockets."
+    )
+    assert answer_of(sentence, "Who can no longer buy Russian rocket engines?") == (
+        "American businesses"
+    )
+    assert answer_of("The Russian-built Soyuz flew.", "Who flew?") is None
 
 
 def test_an_answer_restates_the_question_only_with_its_own_words_or_words_derived_from_them() -> (
