@@ -235,15 +235,15 @@ def names(text: str) -> list[Span]:
     return out
 
 
+#: "American businesses", "Norman mercenaries": a people's adjective before a plural noun.
+GROUP = re.compile(r"\b[A-Z]\w*(?:an|ian|ese|ish|ic)\s+[a-z]+s\b")
+
+
 def _people(text: str) -> list[Span]:
     # An all-capitals word is an acronym (NASA): an organisation, not a person.
     named = [(s, e) for s, e in names(text) if not text[s:e].isupper() or e - s <= 1]
     groups = [m.span() for m in GROUP.finditer(text)]
     return sorted(set(named) | set(groups))
-
-
-#: "American businesses", "Norman mercenaries": a people's adjective before a plural noun.
-GROUP = re.compile(r"\b[A-Z]\w*(?:an|ian|ese|ish|ic)\s+[a-z]+s\b")
 
 
 def _places(text: str) -> list[Span]:
