@@ -63,9 +63,12 @@ RESTATES_PENALTY = 0.5
 #: says what "it" refers to, but the follow-up says what is asked.
 CONTEXT_WEIGHT = 0.4
 _SUBJECT = re.compile(r"\W*(?:he|she|they)\b", re.IGNORECASE)
-#: Words that point back to the sentence before: "She described ...", "This came after ...".
+#: Words that point back to the sentence before: "She described ...", "This came after ...",
+#: also after a fronted adverbial of a few words ("Several times, his predecessor ...", "In
+#: 2019, it was ..."): the phrase sets the time or manner, not whom the pronoun means.
 _LEANS = re.compile(
-    r"^(?:(?:but|and|however|so|yet|still|then|also),?\s+)?(?!it (?:appears|seems|is (?:said|clear"
+    r"^(?:(?:but|and|however|so|yet|still|then|also),?\s+)?(?:[\w'’-]+(?:\s+[\w'’-]+){0,3},\s+)?"
+    r"(?!it (?:appears|seems|is (?:said|clear"
     r"|likely|possible|unclear)))(?:he|she|they|it|this|that|these|those"
     r"|his|her|their|its|such|the (?:move|decision|announcement|statement|plan|deal|agency"
     r"|company|group|country|report))\b",

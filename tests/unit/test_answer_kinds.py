@@ -232,6 +232,11 @@ def test_sentences_that_point_back_are_recognised() -> None:
     assert leans_on_previous("However, the move was criticised.")
     assert not leans_on_previous("However, it appears that officials spoke with NASA.")
     assert not leans_on_previous("Kathy Lueders spoke with officials.")
+    # A fronted adverbial sets the time or manner; the pronoun after it still points back.
+    assert leans_on_previous("Several times, his predecessor threatened to leave.")
+    assert leans_on_previous("In 2019, it was closed to visitors.")
+    assert not leans_on_previous("Kathy Lueders, head of NASA, said so.")
+    assert not leans_on_previous("In the end, however, it appears the deal held.")
 
 
 def test_token_f1_is_squad_s() -> None:
