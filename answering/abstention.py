@@ -45,9 +45,9 @@ _MENTION = re.compile(r"<[@#][!&]?\d+>|@\w+")
 MIN_FUZZY_LENGTH = 5
 
 
-def _looks_like_english_prose(words: list[str]) -> bool:
+def _looks_like_english_prose(sentence: str, words: list[str]) -> bool:
     capitalised = sum(1 for w in words[1:] if w[:1].isupper())
-    return is_english(words) and 2 * capitalised <= len(words) - 1
+    return is_english(sentence) and 2 * capitalised <= len(words) - 1
 
 
 def question_names(question: str) -> list[str]:
@@ -63,7 +63,7 @@ def question_names(question: str) -> list[str]:
     found: list[str] = []
     for sentence in asked:
         words = _WORD.findall(sentence)
-        if len(words) < 2 or not _looks_like_english_prose(words):
+        if len(words) < 2 or not _looks_like_english_prose(sentence, words):
             continue
         for word in words[1:]:  # a sentence's first word is capitalised by grammar
             if word[:1].isupper() and word.lower() not in ENGLISH and word not in found:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from answering.languages import is_english, words_of
+from answering.languages import is_english
 from retrieval.lexical import terms
 
 
@@ -109,7 +109,7 @@ _OTHER_KIND_PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = tuple(
 def asked_kind(question: str) -> Kind:
     """The kind of answer ``question`` asks for (``OTHER`` when its words do not say)."""
     text = question.lower()
-    if not is_english(words_of(text)):
+    if not is_english(text):
         return next((k for k, p in _OTHER_KIND_PATTERNS if p.search(text)), Kind.OTHER)
     # "When extensive time is required, this represents what?": the clause after the comma
     # holds the question; the leading "when" was a conjunction.

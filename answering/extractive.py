@@ -257,7 +257,7 @@ def compose(
         )
         if first is not None and first.own_score(background) > best.own_score(background):
             order = [1, 2]
-    if not is_english(words_of(question)):
+    if not is_english(question):
         # The span is cut by English grammar, next to the question's words: a question in
         # another language has none in the sentence to stand next to. A sentence that states
         # one thing of the kind asked for ("2028" for "wann") answers with it all the same.

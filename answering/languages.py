@@ -56,9 +56,17 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def is_english(words: list[str]) -> bool:
-    """Whether ``words`` (a question's) read as English: they use English closed-class words,
-    and no other language's more often."""
+#: A quotation: someone else's words ("Who sang 'Je ne regrette rien'?"), not the language
+#: the question is asked in. A single quote opens only after a non-letter ("NASA's" has none).
+_QUOTED = re.compile(
+    r"\"[^\"]*\"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|(?<!\w)'[^']+'(?!\w)|(?<!\w)‘[^’]+’(?!\w)"
+)
+
+
+def is_english(text: str) -> bool:
+    """Whether ``text`` (a question) reads as English: it uses English closed-class words, and
+    no other language's more often. Quotations are left out of the count."""
+    words = words_of(_QUOTED.sub(" ", text)) or words_of(text)
     lowered = [w.lower() for w in words]
     english = sum(w in ENGLISH for w in lowered)
     other = max(sum(w in closed for w in lowered) for closed in OTHER.values())
@@ -69,4 +77,4 @@ def function_words(question: str) -> frozenset[str]:
     """The closed-class words to leave out of ``question``'s content: the English ones, and
     every known language's when it is not English ("son" is a French word, and an English
     one that a question may be about)."""
-    return ENGLISH if is_english(words_of(question)) else ALL_FUNCTION_WORDS
+    return ENGLISH if is_english(question) else ALL_FUNCTION_WORDS
