@@ -262,7 +262,7 @@ def compose(
         # another language has none in the sentence to stand next to. A sentence that states
         # one thing of the kind asked for ("2028" for "wann") answers with it all the same.
         text = best.text
-        span = only_span(text, kind)
+        span = only_span(text, kind, question)
         if span is not None:
             return Draft(f"{text[span[0] : span[1]]} {markers}", citations)
         order = []

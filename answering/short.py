@@ -237,11 +237,26 @@ def short_answer(
 _SELF_EVIDENT = (Kind.DATE, Kind.NUMBER, Kind.MONEY)
 
 
-def only_span(sentence: str, kind: Kind) -> Span | None:
+def only_span(sentence: str, kind: Kind, question: str = "") -> Span | None:
     """The one span of ``kind`` in ``sentence``, for a question whose words cannot be matched
     to the sentence's (one in another language): a sentence chosen for a "when" question that
     states one date answers with it; with several, which one is meant is read from the words
-    around them, which such a question does not share, so there is none."""
+    around them, which such a question does not share, so there is none.
+
+    For "who", the one person the sentence names in full (first and last name: a lone
+    capitalised word is as often a place or an agency), leaving out anyone the question names
+    itself: names are written alike in every language ("Borisovs" is Borisov)."""
+    if kind is Kind.PERSON:
+        asked = set(terms(question))
+        found = {
+            sp
+            for sp in spans(sentence, kind)
+            if len(_words(sentence[sp[0] : sp[1]])) >= 2
+            and not ADJECTIVE.match(sentence, sp[0])
+            and not GROUP.fullmatch(sentence, *sp)
+            and not any(from_question(t, asked) for t in terms(sentence[sp[0] : sp[1]]))
+        }
+        return found.pop() if len(found) == 1 else None
     if kind not in _SELF_EVIDENT:
         return None
     found = {t for t in (_trim(sentence, sp) for sp in spans(sentence, kind)) if t is not None}

@@ -99,5 +99,27 @@ def test_with_several_dates_no_short_answer_is_cut_for_a_question_sharing_no_wor
     assert only_span(sentence, Kind.DATE) is None
     one = "Russia will leave after 2024."
     assert only_span(one, Kind.DATE) == (one.index("2024"), one.index("2024") + 4)
-    # A name is not self-evident: a capitalised word is as often a place or an agency.
-    assert only_span("Yuri Borisov spoke.", Kind.PERSON) is None
+    # A lone capitalised word is as often a place or an agency as a person.
+    assert only_span("Borisov spoke in Moscow.", Kind.PERSON) is None
+
+
+def test_who_in_another_language_is_answered_by_the_one_person_the_sentence_names() -> None:
+    sentence = "Kathy Lueders, head of NASA's program, spoke after Yuri Borisov's announcement."
+    # Two people: which one is meant is read from words the question does not share.
+    assert only_span(sentence, Kind.PERSON, "Wer leitet das Programm der NASA?") is None
+    # The question names one of them itself: the other is the answer.
+    span = only_span(sentence, Kind.PERSON, "Wer sprach nach Borisovs Ankündigung?")
+    assert span is not None and sentence[span[0] : span[1]] == "Kathy Lueders"
+
+
+@pytest.mark.parametrize(
+    ("question", "name"),
+    [
+        ("Wer leitet das Programm für bemannte Raumfahrt der NASA?", "Kathy Lueders"),
+        ("Qui dirige le programme de vols habités de la NASA ?", "Kathy Lueders"),
+        ("¿Quién es el nuevo director general de la agencia espacial rusa?", "Yuri Borisov"),
+    ],
+)
+def test_who_in_another_language_leads_with_the_name(seeds_pipeline, question, name) -> None:
+    answer = seeds_pipeline.ask(question)
+    assert answer.text.startswith(f"{name} ["), answer.text
