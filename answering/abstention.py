@@ -34,10 +34,9 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import extractOne
 
 from answering.asked import Kind
-from answering.languages import ENGLISH, is_english
+from answering.languages import ENGLISH, is_english, words_of
 from retrieval.lexical import LexicalIndex, nfc, terms
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 #: Discord mentions and @everyone/@here: addressing, not content.
 _MENTION = re.compile(r"<[@#][!&]?\d+>|@\w+")
@@ -62,7 +61,7 @@ def question_names(question: str) -> list[str]:
     asked = [s for s in sentences if s.endswith("?")] or sentences
     found: list[str] = []
     for sentence in asked:
-        words = _WORD.findall(sentence)
+        words = words_of(sentence)
         if len(words) < 2 or not _looks_like_english_prose(sentence, words):
             continue
         for word in words[1:]:  # a sentence's first word is capitalised by grammar

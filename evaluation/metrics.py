@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from answering.llm.reply import without_markers
 from evaluation.gold import GoldItem
 from qabot.stats import percentile
 
@@ -37,14 +38,8 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-_MARKER = re.compile(r"\[\d+\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = re.compile(r"[^\w\s]")
-
-
-def without_markers(answer: str) -> str:
-    """The answer text as read, without its ``[n]`` citation markers."""
-    return " ".join(_MARKER.sub(" ", answer).split())
 
 
 def squad_tokens(text: str) -> list[str]:

@@ -76,9 +76,16 @@ def _draft(checked: Checked, request: AnswerRequest, packed: Sequence[PackedChun
     draft = Draft(checked.text, checked.citations, checked.abstained, checked.dropped)
     if not draft.citations:
         return draft
-    if restates(without_markers(draft.text), request.question):
+    if restates(without_markers(draft.text), request.question) or missing_names(
+        request.question, _cited_text(draft, packed), request.corpus.lexical
+    ):
         return Draft("", [], False, draft.dropped + len(draft.citations))
-    cited = " ".join(
+    return draft
+
+
+def _cited_text(draft: Draft, packed: Sequence[PackedChunk]) -> str:
+    """The text of the chunks ``draft`` cites."""
+    return " ".join(
         p.chunk.text
         for p in packed
         if any(
@@ -86,9 +93,6 @@ def _draft(checked: Checked, request: AnswerRequest, packed: Sequence[PackedChun
             for c in draft.citations
         )
     )
-    if missing_names(request.question, cited, request.corpus.lexical):
-        return Draft("", [], False, draft.dropped + len(draft.citations))
-    return draft
 
 
 def supports_structured(backend: ChatBackend) -> bool:

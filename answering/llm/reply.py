@@ -59,8 +59,8 @@ class Checked:
 
 
 def without_markers(text: str) -> str:
-    """``text`` as read, without its ``[n]`` citation markers."""
-    return _MARKERS.sub("", text)
+    """``text`` as read, without its ``[n]`` citation markers (spaces collapsed)."""
+    return " ".join(_MARKERS.sub(" ", text).split())
 
 
 def visible(text: str) -> str:
