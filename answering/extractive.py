@@ -42,7 +42,8 @@ from retrieval.corpus import Corpus
 from retrieval.embeddings import TextEmbedder
 from retrieval.lexical import LexicalIndex, terms
 from retrieval.search import Retrieval
-from retrieval.store import SentenceRecord
+from retrieval.sentences import leans_on_previous
+from retrieval.store import SentenceRecord, stated_id
 
 MAX_SENTENCES = 2
 MAX_EXCERPT_CHARS = 600
@@ -63,22 +64,6 @@ RESTATES_PENALTY = 0.5
 #: says what "it" refers to, but the follow-up says what is asked.
 CONTEXT_WEIGHT = 0.4
 _SUBJECT = re.compile(r"\W*(?:he|she|they)\b", re.IGNORECASE)
-#: Words that point back to the sentence before: "She described ...", "This came after ...",
-#: also after a fronted adverbial of a few words ("Several times, his predecessor ...", "In
-#: 2019, it was ..."): the phrase sets the time or manner, not whom the pronoun means.
-_LEANS = re.compile(
-    r"^(?:(?:but|and|however|so|yet|still|then|also),?\s+)?(?:[\w'’-]+(?:\s+[\w'’-]+){0,3},\s+)?"
-    r"(?!it (?:appears|seems|is (?:said|clear"
-    r"|likely|possible|unclear)))(?:he|she|they|it|this|that|these|those"
-    r"|his|her|their|its|such|the (?:move|decision|announcement|statement|plan|deal|agency"
-    r"|company|group|country|report))\b",
-    re.IGNORECASE,
-)
-
-
-def leans_on_previous(text: str) -> bool:
-    """Whether ``text`` opens with a word that refers to the sentence before it."""
-    return bool(_LEANS.match(text.strip().lstrip("\"'“‘(")))
 
 
 @dataclass(slots=True)
@@ -294,6 +279,8 @@ def candidates(
         _around(corpus, hit.chunk.source, hit.chunk.start, hit.chunk.end) for hit in retrieval.hits
     ]
     sims = _similarities([r for records in per_hit for r in records], retrieval, vectors)
+    # Candidates that lean on the sentence before, by the id of what they state together.
+    leaning: dict[str, Candidate] = {}
     for hit, records in zip(retrieval.hits, per_hit, strict=True):
         ctx_cov = coverage(weights, set(terms(hit.chunk.text)))
         previous: set[str] = set()
@@ -351,6 +338,14 @@ def candidates(
                     own_agent=own_agent,
                 )
             )
+            if before is not None:
+                leaning[stated_id(record.id)] = out[-1]
+    # What the pair states, as the store embedded it ("His predecessor, Dmitry Rogozin, ..."
+    # read after "... Borisov ..."): as close to the question as that, when closer than either
+    # sentence alone. A collection that never embedded pairs has no such vectors (zeros).
+    stated = _stated_similarities(leaning, retrieval, vectors)
+    for cand, sim in zip(leaning.values(), stated, strict=True):
+        cand.similarity = max(cand.similarity, sim)
     return out
 
 
@@ -378,6 +373,17 @@ def _similarities(
         found = np.asarray(vectors.sentence_vectors(missing) @ qvec)
         sims.update(zip(missing, found.tolist(), strict=True))
     return sims
+
+
+def _stated_similarities(
+    leaning: dict[str, Candidate], retrieval: Retrieval, vectors: SentenceVectors | None
+) -> list[float]:
+    """Cosine of what each leaning candidate states with the sentence before to the question
+    (0.0 where the store holds no such vector: never above a sentence's own)."""
+    qvec = retrieval.query_vector
+    if not leaning or qvec is None or vectors is None:
+        return [0.0] * len(leaning)
+    return [float(s) for s in np.asarray(vectors.sentence_vectors(list(leaning)) @ qvec)]
 
 
 def _clip(text: str) -> str:

@@ -23,6 +23,12 @@ CHUNK_VECTORS_KEY = "qabot:chunk_vectors"
 EMBEDDED = "embedded"
 #: Each chunk's vector the mean of its sentences' vectors (no model call of its own).
 SENTENCE_MEAN = "sentence-mean"
+#: How a sentence that leans on the one before it ("His predecessor, ...") is embedded.
+LEANING_KEY = "qabot:leaning_sentences"
+#: By itself, as every collection did before the choice existed.
+ALONE = "alone"
+#: With the sentence it leans on (:func:`retrieval.sentences.stated`).
+WITH_PREVIOUS = "with-previous"
 
 
 def built_by(collection: Any) -> str | None:
@@ -78,11 +84,22 @@ def chunk_vectors(chunks: Any, preferred: str) -> str:
     A collection keeps one way for good: mixing embedded and derived chunk vectors would rank
     a document by how it happened to be ingested, not by what it says.
     """
-    meta = chunks.metadata or {}
-    recorded = meta.get(CHUNK_VECTORS_KEY)
-    if recorded in (EMBEDDED, SENTENCE_MEAN):
+    return _way(chunks, CHUNK_VECTORS_KEY, (EMBEDDED, SENTENCE_MEAN), EMBEDDED, preferred)
+
+
+def leaning_sentences(sentences: Any, preferred: str) -> str:
+    """How ``sentences`` embeds a sentence that leans on the one before it: as recorded, else
+    alone (as every collection did before the choice existed) when it holds any, else
+    ``preferred``, recorded now. Kept for good, like :func:`chunk_vectors`."""
+    return _way(sentences, LEANING_KEY, (ALONE, WITH_PREVIOUS), ALONE, preferred)
+
+
+def _way(collection: Any, key: str, ways: tuple[str, ...], before: str, preferred: str) -> str:
+    meta = collection.metadata or {}
+    recorded = meta.get(key)
+    if recorded in ways:
         return str(recorded)
-    way = EMBEDDED if chunks.count() > 0 else preferred
+    way = before if collection.count() > 0 else preferred
     kept = {k: v for k, v in meta.items() if not k.startswith("hnsw:")}
-    chunks.modify(metadata={**kept, CHUNK_VECTORS_KEY: way})
+    collection.modify(metadata={**kept, key: way})
     return way

@@ -36,9 +36,14 @@ def copy_collection(
     src = Store(client, source, location=location, embedder=embedder)
     if src.count() == 0:
         raise InputError(f"The collection {source!r} is empty: there is nothing to copy.")
-    # The copy makes its chunk vectors as the original did: they are copied, not rebuilt.
+    # The copy makes its vectors as the original did: they are copied, not rebuilt.
     dst = Store(
-        client, target, location=location, embedder=embedder, chunk_vectors=src.chunk_vectors
+        client,
+        target,
+        location=location,
+        embedder=embedder,
+        chunk_vectors=src.chunk_vectors,
+        leaning_sentences=src.leaning_sentences,
     )
     if dst.count() > 0 or dst.sentences.count() > 0:
         raise InputError(f"The collection {target!r} is not empty: choose a new name.")

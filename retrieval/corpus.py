@@ -204,12 +204,15 @@ class Corpus:
         lexical: LexicalIndex,
         revision: str,
         sentence_vectors: VectorRows | None,
+        stated: tuple[RowIds, VectorRows] | None = None,
     ) -> Corpus:
         """A corpus over ``arrays`` (:data:`ARRAYS`; numpy arrays, memory-mapped or not,
         and the text blob as anything sliced to bytes) and ``sentence_vectors`` (rows in the
-        sentences' row order, as a float32 matrix or anything indexed the same way)."""
+        sentences' row order, as a float32 matrix or anything indexed the same way);
+        ``stated``: the ids and vectors of what sentences state with the one before."""
         corpus = cls.__new__(cls)
         corpus._attach(arrays, lexical, revision, sentence_vectors, None)
+        corpus._stated = stated
         return corpus
 
     def _attach(
@@ -230,6 +233,7 @@ class Corpus:
         self.sentence_ids = RowIds(arrays["sent_ids"], arrays["sent_id_order"])
         self._vectors = sentence_vectors
         self._vector_source = vector_source
+        self._stated: tuple[RowIds, VectorRows] | None = None
         # The source names, sorted, are bisected; the last lookup is remembered, as the
         # answerer asks about the same few documents over and over.
         self._last_source: tuple[str, int] = ("", -1)
@@ -347,20 +351,17 @@ class Corpus:
 
     def sentence_vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The vectors of the sentences ``ids``, in that order (zeros for an unknown id):
-        :class:`~answering.answerer.SentenceVectors`, read from the snapshot's memory map."""
+        :class:`~answering.answerer.SentenceVectors`, read from the snapshot's memory map.
+        The ids of what a sentence states with the one before (:func:`retrieval.store.
+        stated_id`) are read from the snapshot's table of those."""
         if self._vectors is None:
             if self._vector_source is not None:
                 return self._vector_source.sentence_vectors(ids)
             raise LookupError("this corpus has no sentence vectors")
-        rows = self.sentence_ids.rows(ids)
         out = np.zeros((len(ids), self._vectors.shape[1]), dtype=np.float32)
-        known = rows >= 0
-        if known.any():
-            order = np.argsort(rows[known])  # ascending rows: the memory map is read forward
-            picked = rows[known][order]
-            block = np.empty((len(picked), out.shape[1]), dtype=np.float32)
-            block[order] = self._vectors[picked]
-            out[known] = block
+        _fill(out, self.sentence_ids.rows(ids), self._vectors)
+        if self._stated is not None:
+            _fill(out, self._stated[0].rows(ids), self._stated[1])
         return out
 
     # ---- chunks --------------------------------------------------------------------------
@@ -463,3 +464,14 @@ def assemble_records(
             arrays["chunk_source"] = src.astype(np.int32)
         orders.append(order)
     return arrays, orders[0], orders[1]
+
+
+def _fill(out: np.ndarray, rows: np.ndarray, vectors: VectorRows) -> None:
+    """Set ``out[i]`` to ``vectors[rows[i]]`` wherever ``rows[i]`` is a row (not -1)."""
+    known = rows >= 0
+    if known.any():
+        order = np.argsort(rows[known])  # ascending rows: the memory map is read forward
+        picked = rows[known][order]
+        block = np.empty((len(picked), out.shape[1]), dtype=np.float32)
+        block[order] = vectors[picked]
+        out[known] = block

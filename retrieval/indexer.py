@@ -35,7 +35,7 @@ import numpy as np
 from qabot.errors import InputError, StoreError
 from qabot.types import Chunk, Document, IngestReport
 from retrieval.chunking import chunk_document, chunk_id, chunk_spans, document_hash
-from retrieval.collection_record import SENTENCE_MEAN
+from retrieval.collection_record import SENTENCE_MEAN, WITH_PREVIOUS
 from retrieval.embeddings import MAX_INPUT_CHARS
 from retrieval.embeddings import TextEmbedder as Embedder
 from retrieval.loaders import (
@@ -48,8 +48,8 @@ from retrieval.loaders import (
     signature,
     source_id,
 )
-from retrieval.sentences import sentence_spans
-from retrieval.store import Store
+from retrieval.sentences import sentence_spans, stated_span
+from retrieval.store import Store, stated_id
 
 #: (label, files done, files total). The label names the file being worked on; while a big
 #: file is written batch by batch it also says how far it is ("big.txt 40%").
@@ -338,8 +338,21 @@ class _Run:
         sentences = sentence_spans(text)
         chunks = chunk_spans(text, self.chunk_tokens, self.overlap)
         base = {"source": source, "doc_hash": doc_hash}
-        counts = {"n_chunks": len(chunks), "n_sentences": len(sentences)}
-        todo, written = len(sentences) + len(chunks), 0
+        # What a sentence that leans on the one before states, by the sentence's index, for
+        # a collection that stores it (:data:`retrieval.collection_record.WITH_PREVIOUS`).
+        stated = (
+            {
+                i: span
+                for i in range(len(sentences))
+                if (span := stated_span(sentences, i, text)) is not None
+            }
+            if self.store.leaning_sentences == WITH_PREVIOUS
+            else {}
+        )
+        # "n_sentences": the rows of the sentence collection, those of what a sentence states
+        # included (a copy missing any of them is not complete).
+        counts = {"n_chunks": len(chunks), "n_sentences": len(sentences) + len(stated)}
+        todo, written = len(sentences) + len(stated) + len(chunks), 0
         ids: tuple[set[str], set[str]] = (set(), set())
 
         def queue(
@@ -358,14 +371,20 @@ class _Run:
         def sentence_id(s: int, e: int) -> str:
             return chunk_id(source, doc_hash, s, e) + "-s"
 
+        def queue_sentence(i: int) -> None:
+            ss, se = sentences[i]
+            queue("sentences", sentence_id(ss, se), ss, se, {})
+            if i in stated:
+                ps, pe = stated[i]
+                queue("sentences", stated_id(sentence_id(ss, se)), ps, pe, {})
+
         # In document order, each chunk right after the sentences that reach into it, so
         # that a chunk derived from its sentences finds their vectors just written.
         derive = self.store.chunk_vectors == SENTENCE_MEAN
         next_sentence = 0
         for s, e in chunks:
             while next_sentence < len(sentences) and sentences[next_sentence][0] < e:
-                ss, se = sentences[next_sentence]
-                queue("sentences", sentence_id(ss, se), ss, se, {})
+                queue_sentence(next_sentence)
                 next_sentence += 1
             parts = (
                 tuple(
@@ -376,8 +395,8 @@ class _Run:
                 else ()
             )
             queue("chunks", chunk_id(source, doc_hash, s, e), s, e, counts, parts)
-        for ss, se in sentences[next_sentence:]:
-            queue("sentences", sentence_id(ss, se), ss, se, {})
+        for i in range(next_sentence, len(sentences)):
+            queue_sentence(i)
         return ids
 
     def _drop_legacy(self, legacy: list[str], source: str, doc_hash: str) -> bool:

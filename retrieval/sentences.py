@@ -2,6 +2,9 @@
 
 Rule-based on purpose: spans must map back to the text exactly (citations are verbatim),
 and it must work on any language that ends sentences with . ! ? or line breaks.
+
+Also: whether a sentence leans on the one before it ("His predecessor, ..."), and so what it
+states, which is what its vector is made of.
 """
 
 from __future__ import annotations
@@ -68,3 +71,35 @@ def _append_trimmed(text: str, s: int, e: int, spans: list[tuple[int, int]]) -> 
         e -= 1
     if e > s:
         spans.append((s, e))
+
+
+#: Words that point back to the sentence before: "She described ...", "This came after ...",
+#: also after a fronted adverbial of a few words ("Several times, his predecessor ...", "In
+#: 2019, it was ..."): the phrase sets the time or manner, not whom the pronoun means.
+_LEANS = re.compile(
+    r"^(?:(?:but|and|however|so|yet|still|then|also),?\s+)?(?:[\w'’-]+(?:\s+[\w'’-]+){0,3},\s+)?"
+    r"(?!it (?:appears|seems|is (?:said|clear"
+    r"|likely|possible|unclear)))(?:he|she|they|it|this|that|these|those"
+    r"|his|her|their|its|such|the (?:move|decision|announcement|statement|plan|deal|agency"
+    r"|company|group|country|report))\b",
+    re.IGNORECASE,
+)
+
+
+def leans_on_previous(text: str) -> bool:
+    """Whether ``text`` opens with a word that refers to the sentence before it."""
+    return bool(_LEANS.match(text.strip().lstrip("\"'“‘(")))
+
+
+def stated_span(spans: list[tuple[int, int]], i: int, text: str) -> tuple[int, int] | None:
+    """What sentence ``i`` of ``text`` states when it leans on the sentence before ("His
+    predecessor, Dmitry Rogozin, ..."): the span of the two together, as a reader takes
+    them; None for a sentence that stands alone.
+
+    "His predecessor" alone says nothing about whose predecessor: a question about Borisov's
+    predecessor is close to the sentence only when the sentence it leans on is read with it.
+    """
+    s, e = spans[i]
+    if i > 0 and leans_on_previous(text[s:e]):
+        return spans[i - 1][0], e
+    return None

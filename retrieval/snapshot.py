@@ -4,7 +4,9 @@ Reading a collection back from Chroma and indexing it took ~42 s and ~1.1 GB at 
 in every process and after every ingest. A snapshot is that work done once per revision:
 ``<data dir>/snapshots/<collection>/<revision key>/`` holds the corpus as flat numpy arrays
 (:data:`retrieval.search.ARRAYS`), the chunk texts as one UTF-8 blob, the sentence vectors
-(float32, unit length, in the sentences' row order) and the BM25 index in bm25s's own format.
+(float32, unit length, in the sentences' row order), the vectors of what a sentence that leans
+on the one before states (:func:`retrieval.store.stated_id`; looked up by id) and the BM25
+index in bm25s's own format.
 Opening reads next to nothing: the arrays and the BM25 matrix are memory-mapped (a question
 makes resident only the pages it reads: the BM25 columns of its terms, a few rows of the
 position arrays), and the two big parts, the texts and the sentence vectors, are read with
@@ -44,9 +46,9 @@ from typing import Any
 import numpy as np
 
 from qabot.errors import StoreError
-from retrieval.corpus import ARRAYS, Corpus, Records, assemble_records
+from retrieval.corpus import ARRAYS, Corpus, Records, RowIds, assemble_records
 from retrieval.lexical import LexicalIndex
-from retrieval.store import Store
+from retrieval.store import Store, is_stated
 
 try:
     import fcntl
@@ -56,10 +58,15 @@ except ImportError:  # pragma: no cover - not POSIX: builds are not serialised a
 log = logging.getLogger(__name__)
 
 #: Bumped when the layout changes: a snapshot of another format is rebuilt, never misread.
-FORMAT = 1
+FORMAT = 2
 _COPY_ROWS = 16384  # sentence vectors reordered per block: bounded memory at any size
 _BLOB = "text_blob.bin"
 _VECTORS = "sent_vectors.npy"
+#: What a sentence that leans on the one before states: ids (row order), their sorted order
+#: and vectors (row order).
+_STATED_IDS = "stated_ids.npy"
+_STATED_ORDER = "stated_id_order.npy"
+_STATED_VECTORS = "stated_vectors.npy"
 _MANIFEST = "manifest.json"
 
 
@@ -223,11 +230,13 @@ def write(
             del page
         _flush(blob)
     done("chunks")
-    # Sentences: vectors to a scratch file in the store's order, reordered below.
+    # Sentences: vectors to a scratch file in the store's order, reordered below; the rows
+    # of what a sentence states with the one before, to their own, kept in the store's order.
     sentences = _Collected(sources)
+    stated_ids: list[np.ndarray] = []
     width = 0
-    raw_path = directory / ".vectors.raw"
-    with open(raw_path, "wb") as raw:
+    raw_path, stated_path = directory / ".vectors.raw", directory / ".stated.raw"
+    with open(raw_path, "wb") as raw, open(stated_path, "wb") as stated_raw:
         for page in store.pages("sentences", ["metadatas", "embeddings"]):
             if page["ids"]:
                 vectors = np.asarray(page["embeddings"], dtype=np.float32)
@@ -237,9 +246,21 @@ def write(
                     raise StoreError("The store holds sentence vectors of different widths.")
                 # Unit length, so that a dot product is the cosine the store's index ranks by.
                 norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                raw.write((vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32).tobytes())
+                vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+                stated_rows = np.array([is_stated(i) for i in page["ids"]], dtype=bool)
+                raw.write(vectors[~stated_rows].tobytes())
+                stated_raw.write(vectors[stated_rows].tobytes())
+                if len(page["metadatas"]) != len(page["ids"]):
+                    raise StoreError(
+                        "The store returned a page of ids and metadata of different sizes."
+                    )
+                sentences.add(
+                    [i for i, s in zip(page["ids"], stated_rows, strict=True) if not s],
+                    [m for m, s in zip(page["metadatas"], stated_rows, strict=True) if not s],
+                )
+                if stated_rows.any():
+                    stated_ids.append(_fixed_width([i for i in page["ids"] if is_stated(i)]))
                 del vectors, norms
-            sentences.add(page["ids"], page["metadatas"])
             del page
     done("sentences")
     if not width:
@@ -262,17 +283,14 @@ def write(
     done("assemble")
 
     n = len(s_order)
-    out = np.lib.format.open_memmap(directory / _VECTORS, "w+", np.float32, (n, width))
-    header = out.offset
-    del out  # only the header and the file's size: the rows are written with pwrite
-    if n and width:
-        src = _File(raw_path)
-        with open(directory / _VECTORS, "r+b") as dst:
-            for a in range(0, n, _COPY_ROWS):
-                block = _read_rows(src, 0, (n, width), s_order[a : a + _COPY_ROWS])
-                _pwrite(dst.fileno(), block.tobytes(), header + a * 4 * width)
-        del src
-    raw_path.unlink()
+    _write_rows(raw_path, directory / _VECTORS, s_order, width)
+    ids = np.concatenate(stated_ids) if stated_ids else np.zeros(0, dtype="S1")
+    del stated_ids
+    np.save(directory / _STATED_IDS, ids)
+    np.save(directory / _STATED_ORDER, np.argsort(ids, kind="stable").astype(np.int64))
+    _write_rows(stated_path, directory / _STATED_VECTORS, np.arange(len(ids)), width)
+    n_stated = len(ids)
+    del ids
     done("vectors")
 
     texts = _Texts(Blob(directory / _BLOB), arrays["text_begin"], arrays["text_end"])
@@ -298,6 +316,7 @@ def write(
         "collection": store.name,
         "chunks": len(c_order),
         "sentences": n,
+        "stated": n_stated,
         "width": width,
         "files": files,
     }
@@ -305,6 +324,29 @@ def write(
         json.dump(manifest, f)
         _flush(f)
     done("manifest")
+
+
+def _write_rows(raw_path: Path, path: Path, order: np.ndarray, width: int) -> None:
+    """The float32 rows of the scratch file ``raw_path`` into the ``.npy`` file ``path``, in
+    ``order``, a block at a time; the scratch file is removed."""
+    n = len(order)
+    out = np.lib.format.open_memmap(path, "w+", np.float32, (n, width))
+    header = out.offset
+    del out  # only the header and the file's size: the rows are written with pwrite
+    if n and width:
+        src = _File(raw_path)
+        with open(path, "r+b") as dst:
+            for a in range(0, n, _COPY_ROWS):
+                block = _read_rows(src, 0, (n, width), order[a : a + _COPY_ROWS])
+                _pwrite(dst.fileno(), block.tobytes(), header + a * 4 * width)
+        del src
+    raw_path.unlink()
+
+
+def _fixed_width(ids: Sequence[str]) -> np.ndarray:
+    """``ids`` as fixed-width UTF-8 (the width of the longest)."""
+    encoded = [i.encode() for i in ids]
+    return np.array(encoded, dtype=f"S{max(map(len, encoded), default=0) or 1}")
 
 
 class _Collected:
@@ -319,8 +361,7 @@ class _Collected:
         self._end = array("q")
 
     def add(self, ids: Sequence[str], metadatas: Sequence[Any]) -> None:
-        encoded = [i.encode() for i in ids]
-        self._ids.append(np.array(encoded, dtype=f"S{max(map(len, encoded), default=0) or 1}"))
+        self._ids.append(_fixed_width(ids))
         for meta in metadatas:
             self._source.append(self._sources.setdefault(meta["source"], len(self._sources)))
             self._start.append(int(meta["start"]))
@@ -386,12 +427,19 @@ def load(directory: Path, revision: str, location: str = "embedded") -> Corpus:
         vectors.shape == (n_sentences, int(manifest["width"])),
         not n_chunks or int(np.max(arrays["text_end"])) <= blob_size,
     ]
+    n_stated = int(manifest["stated"])
+    stated_ids = RowIds(_array(directory / _STATED_IDS), _array(directory / _STATED_ORDER))
+    stated_vectors = Rows(directory / _STATED_VECTORS)
+    checks += [
+        len(stated_ids.ids) == len(stated_ids.order) == n_stated,
+        stated_vectors.shape == (n_stated, int(manifest["width"])),
+    ]
     if not all(checks):
         raise ValueError("its arrays do not agree with each other")
     lexical = LexicalIndex.load(directory / "lexical")
     if lexical.size != n_chunks:
         raise ValueError("its BM25 index is not of its chunks")
-    return Corpus.from_arrays(arrays, lexical, revision, vectors)
+    return Corpus.from_arrays(arrays, lexical, revision, vectors, (stated_ids, stated_vectors))
 
 
 class _File:

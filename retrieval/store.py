@@ -2,6 +2,11 @@
 
 Chunks carry the retrieval; sentences carry the fine-grained similarity that the ranking and
 the extractive answerer use. Both carry ``source``, ``doc_hash``, ``start`` and ``end``.
+
+The sentence collection also holds, for each sentence that leans on the one before it, the
+vector of what it states (the two together: :func:`retrieval.sentences.stated_span`), under
+the sentence's id with :data:`STATED_SUFFIX`. Those rows are no sentences of their own:
+:meth:`Store.all_sentences` and the snapshot's sentence table leave them out.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from qabot.errors import InputError, StoreError
 from qabot.types import Chunk
 from retrieval import collection_record
 from retrieval.chroma_recovery import forget_failed_open, reopen, set_aside, with_space
-from retrieval.collection_record import SENTENCE_MEAN
+from retrieval.collection_record import SENTENCE_MEAN, WITH_PREVIOUS
 from retrieval.embeddings import DIMENSIONS, MODEL_ID, E5EmbeddingFunction, TextEmbedder
 
 P = ParamSpec("P")
@@ -30,6 +35,21 @@ R = TypeVar("R")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _BATCH = 1000
 _GET_PAGE = 5000
+
+
+#: Ends the id of a sentence collection row that holds what a sentence states with the one
+#: it leans on (no "-" in a hex digest, and a sentence id ends "-s").
+STATED_SUFFIX = "-with-previous"
+
+
+def stated_id(sentence_id: str) -> str:
+    """The id of the row holding what sentence ``sentence_id`` states with the one before."""
+    return sentence_id + STATED_SUFFIX
+
+
+def is_stated(row_id: str) -> bool:
+    """Whether ``row_id`` is such a row, not a sentence."""
+    return row_id.endswith(STATED_SUFFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +194,12 @@ class Store:
         location: str = "embedded",
         embedder: TextEmbedder | None = None,
         chunk_vectors: str = SENTENCE_MEAN,
+        leaning_sentences: str = WITH_PREVIOUS,
     ) -> None:
         """``embedder``: the model that embeds for this collection (default: the packaged e5).
-        ``chunk_vectors``: how a new collection makes its chunk vectors (an existing one
-        keeps its own way: :func:`retrieval.collection_record.chunk_vectors`)."""
+        ``chunk_vectors`` and ``leaning_sentences``: how a new collection makes its chunk
+        vectors and embeds a sentence that leans on the one before (an existing one keeps its
+        own ways: :mod:`retrieval.collection_record`)."""
         self.name = validate_collection_name(collection)
         self.location = location
         #: Calls that wrote to or deleted from the store (an ingest that made none changed
@@ -204,6 +226,9 @@ class Store:
             )
             collection_record.record((self.chunks, self.sentences), model_id, self._dimensions)
             self.chunk_vectors = collection_record.chunk_vectors(self.chunks, chunk_vectors)
+            self.leaning_sentences = collection_record.leaning_sentences(
+                self.sentences, leaning_sentences
+            )
         except StoreError:
             raise
         except Exception as exc:
@@ -245,6 +270,7 @@ class Store:
         return [
             SentenceRecord(sid, meta["source"], int(meta["start"]), int(meta["end"]))
             for sid, meta, _ in self._iter_records("sentences", ["metadatas"])
+            if not is_stated(sid)
         ]
 
     @guarded

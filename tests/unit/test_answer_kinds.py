@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from answering.asked import Kind, asked_kind, has_kind, spans
-from answering.extractive import Candidate, leans_on_previous, question_terms
+from answering.extractive import Candidate, question_terms
 from answering.short import restates, short_answer
 from evaluation.metrics import squad_tokens, token_f1, without_markers
+from retrieval.sentences import leans_on_previous
 
 
 @pytest.mark.parametrize(

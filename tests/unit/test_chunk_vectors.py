@@ -10,8 +10,8 @@ from answering.pipeline import Pipeline
 from qabot.settings import Settings
 from retrieval import indexer
 from retrieval.collection_record import EMBEDDED, SENTENCE_MEAN
-from retrieval.embeddings import get_embedder
-from retrieval.sentences import sentence_spans
+from retrieval.embeddings import Embedder, get_embedder
+from retrieval.sentences import sentence_spans, stated_span
 
 NAMES = ["Ada", "Bela", "Chen", "Dara", "Emil", "Farah", "Goran", "Hana", "Ines", "Joao"]
 TEXT = " ".join(
@@ -48,16 +48,19 @@ def expected_chunk_vector(text: str, start: int, end: int) -> np.ndarray:
 
 def test_a_new_collection_derives_chunk_vectors_from_its_sentences(tmp_path, doc):
     settings = Settings(qabot_data_dir=tmp_path / "data", qabot_chunk_tokens=60, _env_file=None)
-    pipeline = Pipeline(settings)
-    embedder = get_embedder()
-    before = embedder.embedded
+    embedder = Embedder()  # its own cache: every text it embeds is counted
+    pipeline = Pipeline(settings, embedder=embedder)
     pipeline.ingest([doc])
     assert pipeline.store.chunk_vectors == SENTENCE_MEAN
     chunks = stored(pipeline, "chunks")
     assert len(chunks) > 3
-    # Only the sentences went through the model (each distinct one once): no chunk did.
-    distinct_sentences = {TEXT[s:e] for s, e in sentence_spans(TEXT)}
-    assert embedder.embedded - before <= len(distinct_sentences)
+    # Only the sentences (and what a leaning sentence states with the one before) went
+    # through the model, each distinct text once: no chunk did.
+    spans = sentence_spans(TEXT)
+    pairs = [p for i in range(len(spans)) if (p := stated_span(spans, i, TEXT)) is not None]
+    distinct = {TEXT[s:e] for s, e in spans + pairs}
+    assert len(pairs) == len(NAMES)  # "It weighs ..."
+    assert embedder.embedded == len(distinct)
     for meta, vector in chunks.values():
         want = expected_chunk_vector(TEXT, meta["start"], meta["end"])
         assert float(vector @ want) > 0.9999
