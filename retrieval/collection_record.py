@@ -27,7 +27,7 @@ SENTENCE_MEAN = "sentence-mean"
 LEANING_KEY = "qabot:leaning_sentences"
 #: By itself, as every collection did before the choice existed.
 ALONE = "alone"
-#: With the sentence it leans on (:func:`retrieval.sentences.stated`).
+#: With the sentence it leans on, a second time (:func:`retrieval.sentences.stated_span`).
 WITH_PREVIOUS = "with-previous"
 
 
