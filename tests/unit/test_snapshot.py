@@ -197,6 +197,16 @@ def corrupt_vectors(path: Path) -> None:
         f.truncate(200)
 
 
+def corrupt_stated_vectors(path: Path) -> None:
+    """The vectors of what leaning sentences state with the one before, cut short."""
+    with open(path / "stated_vectors.npy", "r+b") as f:
+        f.truncate(100)
+
+
+def drop_stated_ids(path: Path) -> None:
+    (path / "stated_ids.npy").unlink()
+
+
 def corrupt_manifest(path: Path) -> None:
     (path / "manifest.json").write_text("{not json", encoding="utf-8")
 
@@ -211,7 +221,17 @@ def garble_offsets(path: Path) -> None:
     np.save(path / "text_end.npy", np.load(path / "text_end.npy") + 10**9)
 
 
-@pytest.mark.parametrize("damage", [corrupt_vectors, corrupt_manifest, drop_bm25, garble_offsets])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        corrupt_vectors,
+        corrupt_stated_vectors,
+        drop_stated_ids,
+        corrupt_manifest,
+        drop_bm25,
+        garble_offsets,
+    ],
+)
 def test_a_damaged_snapshot_is_rebuilt_from_the_store(ingested: Pipeline, damage) -> None:
     [path] = published(ingested)
     damage(path)
