@@ -22,6 +22,7 @@ from rich.text import Text
 from bot.cli.backends import stream_answer
 from qabot.errors import InputError, QabotError
 from qabot.types import Turn
+from retrieval.collection_record import ALONE
 from retrieval.loaders import display_source
 
 if TYPE_CHECKING:
@@ -193,6 +194,15 @@ def register(app: typer.Typer) -> None:
                 pipeline, lambda p: pipeline.ingest(files, p, web=web, rebuild=rebuild)
             )
         print_report(report)
+        if pipeline.store.leaning_sentences == ALONE:
+            # Kept on purpose (mixing two ways would rank documents by when they were
+            # ingested), so the user is the one to know that a rebuild finds more.
+            console.print(
+                "This collection was built by an earlier version, which embedded each sentence "
+                'alone: "His predecessor, ..." is not found by whose predecessor. '
+                "`qabot ingest --rebuild PATH...` embeds it again the current way.",
+                style="dim",
+            )
 
     @app.command()
     def ask(

@@ -62,6 +62,28 @@ def test_ingest_reports_counts_and_sources_lists_documents(env):
     assert code == 0 and "000_47f2f9f2b89161a3.txt" in out and "2 documents" in out
 
 
+def test_ingest_says_when_a_collection_from_an_earlier_version_would_gain_by_a_rebuild(
+    env, tmp_path
+):
+    (tmp_path / "tea.txt").write_text("Green tea came first. It was brewed in Anhui.", "utf-8")
+    code, out, _ = run("ingest", str(tmp_path / "tea.txt"), "-c", "fresh")
+    assert code == 0 and "earlier version" not in out  # a new collection: the current way
+    # A collection that holds sentences and no record of its way was built before the way
+    # existed: it embedded every sentence alone.
+    from retrieval.collection_record import LEANING_KEY
+    from retrieval.store import Store, open_client
+
+    sentences = Store(open_client(env / "data"), "fresh").sentences
+    meta = {k: v for k, v in (sentences.metadata or {}).items() if not k.startswith("hnsw:")}
+    meta.pop(LEANING_KEY)
+    sentences.modify(metadata=meta)
+    code, out, _ = run("ingest", str(tmp_path / "tea.txt"), "-c", "fresh")
+    assert code == 0 and "unchanged" in out
+    assert "built by an earlier version" in out and "--rebuild" in out
+    code, out, _ = run("ingest", str(tmp_path / "tea.txt"), "-c", "fresh", "--rebuild")
+    assert code == 0 and "earlier version" not in out
+
+
 def test_collection_option_isolates_corpora(env, tmp_path):
     (tmp_path / "tea.txt").write_text("Green tea is brewed at about 80 degrees Celsius.", "utf-8")
     assert run("ingest", str(tmp_path / "tea.txt"), "--collection", "tea")[0] == 0
