@@ -16,6 +16,7 @@ listed are those whose question words ``answering.asked`` reads.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -63,9 +64,13 @@ _QUOTED = re.compile(
 )
 
 
+@lru_cache(maxsize=256)
 def is_english(text: str) -> bool:
     """Whether ``text`` (a question) reads as English: it uses English closed-class words, and
-    no other language's more often. Quotations are left out of the count."""
+    no other language's more often. Quotations are left out of the count.
+
+    Remembered: one question is read by the kind, the terms, the names and the composition
+    of its answer, each asking this of the same text."""
     words = words_of(_QUOTED.sub(" ", text)) or words_of(text)
     lowered = [w.lower() for w in words]
     english = sum(w in ENGLISH for w in lowered)

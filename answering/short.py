@@ -252,8 +252,7 @@ def only_span(sentence: str, kind: Kind, question: str = "") -> Span | None:
             sp
             for sp in spans(sentence, kind)
             if len(_words(sentence[sp[0] : sp[1]])) >= 2
-            and not ADJECTIVE.match(sentence, sp[0])
-            and not GROUP.fullmatch(sentence, *sp)
+            and not ADJECTIVE.match(sentence, sp[0])  # a group ("American businesses") too
             and not any(from_question(t, asked) for t in terms(sentence[sp[0] : sp[1]]))
         }
         return found.pop() if len(found) == 1 else None

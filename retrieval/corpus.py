@@ -211,8 +211,7 @@ class Corpus:
         sentences' row order, as a float32 matrix or anything indexed the same way);
         ``stated``: the ids and vectors of what sentences state with the one before."""
         corpus = cls.__new__(cls)
-        corpus._attach(arrays, lexical, revision, sentence_vectors, None)
-        corpus._stated = stated
+        corpus._attach(arrays, lexical, revision, sentence_vectors, None, stated)
         return corpus
 
     def _attach(
@@ -222,6 +221,7 @@ class Corpus:
         revision: str,
         sentence_vectors: VectorRows | None,
         vector_source: SentenceVectors | None,
+        stated: tuple[RowIds, VectorRows] | None = None,
     ) -> None:
         self.arrays = arrays
         self.revision = revision
@@ -233,7 +233,7 @@ class Corpus:
         self.sentence_ids = RowIds(arrays["sent_ids"], arrays["sent_id_order"])
         self._vectors = sentence_vectors
         self._vector_source = vector_source
-        self._stated: tuple[RowIds, VectorRows] | None = None
+        self._stated = stated
         # The source names, sorted, are bisected; the last lookup is remembered, as the
         # answerer asks about the same few documents over and over.
         self._last_source: tuple[str, int] = ("", -1)

@@ -40,6 +40,7 @@ import shutil
 import uuid
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,7 @@ def write(
                     [m for m, s in zip(page["metadatas"], stated_rows, strict=True) if not s],
                 )
                 if stated_rows.any():
-                    stated_ids.append(_fixed_width([i for i in page["ids"] if is_stated(i)]))
+                    stated_ids.append(_fixed_width(list(compress(page["ids"], stated_rows))))
                 del vectors, norms
             del page
     done("sentences")
